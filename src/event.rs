@@ -1,0 +1,339 @@
+//! The `text/event-stream` wire format: turning an event or a comment into
+//! the exact bytes a client parses, and refusing values that would corrupt
+//! the stream.
+//!
+//! An event is encoded once, when it is sent, into one [`Bytes`] that every
+//! subscriber then shares by reference count. Validation happens here, at the
+//! edge, so nothing that could break a client's parser ever reaches the hub.
+//!
+//! The rules follow the WHATWG HTML standard, "Server-sent events":
+//! - each field is one `name: value` line; a value that itself begins with a
+//!   space keeps it, because the parser strips exactly one space after `:`;
+//! - `data` is split into one `data:` line per line of the payload, at `\r\n`,
+//!   `\n` and a lone `\r`, which is how the parser splits lines;
+//! - an event ends with a blank line, which is what makes the client dispatch it;
+//! - a comment is a line starting with `:` and is ignored by clients.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+
+/// Why a field was refused: the JavaScript layer maps [`Problem::Type`] to a
+/// `TypeError` and [`Problem::Range`] to a `RangeError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The value can never be valid for this field (a line break in a name).
+    Type,
+    /// The value has the right type but lies outside what the field accepts.
+    Range,
+}
+
+/// A field value that cannot be encoded, with the field's name so the caller
+/// can say exactly what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Which field: `event`, `id`, `retry`, `data`.
+    pub field: &'static str,
+    /// What is wrong with it, in a sentence fragment.
+    pub reason: &'static str,
+    /// Type or range problem.
+    pub problem: Problem,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Builds one event field by field; [`Event::encode`] freezes it into the
+/// bytes every subscriber shares.
+///
+/// The builder validates as it goes, so an `Event` that exists can always be
+/// encoded, and a refused value leaves nothing half-written anywhere.
+#[derive(Debug, Default, Clone)]
+pub struct Event {
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+    data: Option<String>,
+}
+
+impl Event {
+    /// An unnamed event carrying `data`: what the browser hands to `onmessage`.
+    pub fn message(data: impl Into<String>) -> Self {
+        Event {
+            data: Some(data.into()),
+            ..Event::default()
+        }
+    }
+
+    /// Sets the payload. Any text is valid: line breaks become more `data:` lines.
+    pub fn data(mut self, data: impl Into<String>) -> Self {
+        self.data = Some(data.into());
+        self
+    }
+
+    /// Sets the event type, which selects the client's `addEventListener(type)`.
+    /// A line break would end the field early and inject another one, so it is refused.
+    pub fn event(mut self, name: impl Into<String>) -> Result<Self, FieldError> {
+        let name = name.into();
+        if has_line_break(&name) {
+            return Err(FieldError {
+                field: "event",
+                reason: "must not contain CR or LF",
+                problem: Problem::Type,
+            });
+        }
+        self.event = Some(name);
+        Ok(self)
+    }
+
+    /// Sets the event id, which the client stores as its last event id and sends
+    /// back in `Last-Event-ID` when it reconnects. An empty id is meaningful: it
+    /// resets the client's last event id. The standard makes the parser ignore
+    /// an id containing NUL, and a line break would split the field, so both
+    /// are refused rather than silently lost.
+    pub fn id(mut self, id: impl Into<String>) -> Result<Self, FieldError> {
+        let id = id.into();
+        if has_line_break(&id) {
+            return Err(FieldError {
+                field: "id",
+                reason: "must not contain CR or LF",
+                problem: Problem::Type,
+            });
+        }
+        if id.contains('\0') {
+            return Err(FieldError {
+                field: "id",
+                reason: "must not contain NUL",
+                problem: Problem::Type,
+            });
+        }
+        self.id = Some(id);
+        Ok(self)
+    }
+
+    /// Sets the reconnection delay in milliseconds that the client adopts.
+    pub fn retry(mut self, millis: u64) -> Self {
+        self.retry = Some(millis);
+        self
+    }
+
+    /// Whether the event carries a payload. Without `data` a client dispatches
+    /// nothing; the event only updates its retry delay or last event id.
+    pub fn has_data(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// Whether the event names a type.
+    pub fn has_event(&self) -> bool {
+        self.event.is_some()
+    }
+
+    /// Encodes the event into its wire bytes, once. Fields come in the order
+    /// `event`, `id`, `retry`, `data`, and the blank line that dispatches it.
+    pub fn encode(&self) -> Bytes {
+        let data_len = self.data.as_ref().map_or(0, |d| d.len() + 8);
+        let mut buf = BytesMut::with_capacity(data_len + 32);
+        if let Some(event) = &self.event {
+            put_field(&mut buf, b"event", event);
+        }
+        if let Some(id) = &self.id {
+            put_field(&mut buf, b"id", id);
+        }
+        if let Some(retry) = self.retry {
+            put_field(&mut buf, b"retry", &retry.to_string());
+        }
+        if let Some(data) = &self.data {
+            for line in split_lines(data) {
+                put_field(&mut buf, b"data", line);
+            }
+        }
+        buf.put_u8(b'\n');
+        buf.freeze()
+    }
+}
+
+/// Encodes a comment: one `:` line per line of `text`. Clients ignore comments;
+/// servers use them as heartbeats and for debugging. Every line of a multi-line
+/// comment is prefixed, so no line of it can become a field.
+pub fn encode_comment(text: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(text.len() + 4);
+    for line in split_lines(text) {
+        put_field(&mut buf, b"", line);
+    }
+    buf.freeze()
+}
+
+/// The heartbeat written to an idle stream: the smallest comment, one `:` line.
+pub fn heartbeat() -> Bytes {
+    Bytes::from_static(b":\n")
+}
+
+/// The block sent first on every new stream when a retry hint is configured:
+/// `retry:` followed by the blank line that ends the block.
+pub fn retry_hint(millis: u64) -> Bytes {
+    Event::default().retry(millis).encode()
+}
+
+/// Writes `name: value\n`, or `name:\n` for an empty value. One space always
+/// follows the colon, so a value that starts with a space keeps it: the parser
+/// removes exactly one.
+fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
+    buf.put_slice(name);
+    buf.put_u8(b':');
+    if !value.is_empty() {
+        buf.put_u8(b' ');
+        buf.put_slice(value.as_bytes());
+    }
+    buf.put_u8(b'\n');
+}
+
+fn has_line_break(s: &str) -> bool {
+    s.bytes().any(|b| b == b'\r' || b == b'\n')
+}
+
+/// Splits text into lines exactly as an event-stream parser does: at `\r\n`,
+/// `\n` or a lone `\r`. An empty text is one empty line, and a trailing line
+/// break yields a trailing empty line, so the payload round-trips unchanged.
+pub fn split_lines(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut i = start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => {
+                    let line = &text[start..i];
+                    start = i + 1;
+                    return Some(line);
+                }
+                b'\r' => {
+                    let line = &text[start..i];
+                    start = if bytes.get(i + 1) == Some(&b'\n') {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
+                    return Some(line);
+                }
+                _ => i += 1,
+            }
+        }
+        done = true;
+        Some(&text[start..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(ev: Event) -> Vec<u8> {
+        ev.encode().to_vec()
+    }
+
+    #[test]
+    fn unnamed_event_is_one_data_line_and_a_blank_line() {
+        assert_eq!(enc(Event::message("12:00:00")), b"data: 12:00:00\n\n");
+    }
+
+    #[test]
+    fn named_event_with_id_and_retry_in_field_order() {
+        let ev = Event::message("x")
+            .event("myEvent")
+            .unwrap()
+            .id("42")
+            .unwrap()
+            .retry(3000);
+        assert_eq!(
+            enc(ev),
+            b"event: myEvent\nid: 42\nretry: 3000\ndata: x\n\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn data_is_split_at_lf_crlf_and_lone_cr() {
+        assert_eq!(
+            enc(Event::message("a\nb\r\nc\rd")),
+            b"data: a\ndata: b\ndata: c\ndata: d\n\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn trailing_and_consecutive_line_breaks_survive() {
+        assert_eq!(
+            enc(Event::message("a\n\nb\n")),
+            b"data: a\ndata:\ndata: b\ndata:\n\n".to_vec()
+        );
+        assert_eq!(enc(Event::message("\r\r\n")), b"data:\ndata:\ndata:\n\n");
+    }
+
+    #[test]
+    fn empty_data_is_one_empty_data_line() {
+        assert_eq!(enc(Event::message("")), b"data:\n\n");
+    }
+
+    #[test]
+    fn leading_space_is_kept() {
+        assert_eq!(enc(Event::message(" foobar")), b"data:  foobar\n\n");
+        let ev = Event::message("x").event(" spaced").unwrap();
+        assert_eq!(enc(ev), b"event:  spaced\ndata: x\n\n");
+    }
+
+    #[test]
+    fn empty_id_resets_the_last_event_id() {
+        let ev = Event::message("x").id("").unwrap();
+        assert_eq!(enc(ev), b"id:\ndata: x\n\n");
+    }
+
+    #[test]
+    fn unicode_passes_through_unchanged() {
+        assert_eq!(
+            enc(Event::message("这是注释！")),
+            "data: 这是注释！\n\n".as_bytes()
+        );
+    }
+
+    #[test]
+    fn line_breaks_in_event_and_id_are_refused() {
+        for bad in ["a\nb", "a\rb", "\r\n"] {
+            let err = Event::default().event(bad).unwrap_err();
+            assert_eq!((err.field, err.problem), ("event", Problem::Type));
+            let err = Event::default().id(bad).unwrap_err();
+            assert_eq!(err.field, "id");
+        }
+        let err = Event::default().id("a\0b").unwrap_err();
+        assert_eq!(err.reason, "must not contain NUL");
+    }
+
+    #[test]
+    fn comment_prefixes_every_line() {
+        assert_eq!(encode_comment("hi").to_vec(), b": hi\n");
+        assert_eq!(encode_comment("a\nb\r\nc").to_vec(), b": a\n: b\n: c\n");
+        assert_eq!(encode_comment("").to_vec(), b":\n");
+        assert_eq!(
+            encode_comment("'这是注释！'").to_vec(),
+            ": '这是注释！'\n".as_bytes()
+        );
+    }
+
+    #[test]
+    fn retry_hint_is_its_own_block() {
+        assert_eq!(retry_hint(3000).to_vec(), b"retry: 3000\n\n");
+    }
+
+    #[test]
+    fn split_lines_matches_the_parser() {
+        let lines: Vec<_> = split_lines("a\r\n\rb").collect();
+        assert_eq!(lines, ["a", "", "b"]);
+        let lines: Vec<_> = split_lines("").collect();
+        assert_eq!(lines, [""]);
+    }
+}

@@ -1,0 +1,18 @@
+//! hyper-sse: a Server-Sent Events engine in Rust (hyper + tokio) for Node.js.
+//!
+//! The engine modules are plain Rust, driven by `cargo test` over real TCP:
+//! [`event`] (the wire format), [`hub`] (the event log, subscribers and
+//! fan-out), [`stream`] (one client's response body), [`connection`] (slow-client
+//! eviction), [`server`] (accept loop,
+//! routing, shutdown), [`static_files`], [`stats`] and [`body`].
+//! [`binding`] is the only module that knows about N-API and JavaScript.
+
+pub mod binding;
+pub mod body;
+pub mod connection;
+pub mod event;
+pub mod hub;
+pub mod server;
+pub mod static_files;
+pub mod stats;
+pub mod stream;
