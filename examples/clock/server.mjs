@@ -10,11 +10,9 @@
 // Any other path is served from this directory (GET / -> index.html).
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-// Relative import of the repository root so the demo runs without installing the package.
-// index.js is CommonJS: take createServer from the namespace or from module.exports (default).
-import * as hyperSse from '../../index.js'
-
-const createServer = hyperSse.createServer ?? hyperSse.default?.createServer
+// In your own project: import { createServer } from 'hyper-sse'
+// Here the repository root is imported, so the demo runs from a clone.
+import { createServer } from '../../index.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const port = Number(process.env.PORT ?? 3000)

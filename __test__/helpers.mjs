@@ -1,0 +1,88 @@
+// Shared test plumbing: start a server on loopback, talk raw HTTP/1.1 to it,
+// and wait for conditions with a deadline. Not a test file (no .spec).
+import net from 'node:net'
+import { createServer } from '../index.js'
+
+export { createServer }
+
+/** Starts a server on 127.0.0.1 with any free port; closes it when the test ends. */
+export async function start(t, options) {
+  const server = createServer(options)
+  const { port } = await server.listen(0, '127.0.0.1')
+  t.teardown(() => server.close())
+  return { server, port, url: `http://127.0.0.1:${port}` }
+}
+
+/** Polls `check` every 10 ms until it is truthy or `ms` pass. */
+export async function waitFor(what, check, ms = 5000) {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/**
+ * A raw TCP client: sends `request` verbatim and collects every byte the
+ * server sends back, so tests can assert the exact wire format.
+ */
+export function rawRequest(port, request) {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.setNoDelay(true)
+  const client = {
+    socket,
+    raw: Buffer.alloc(0),
+    closed: false,
+    text() {
+      return client.raw.toString('utf8')
+    },
+    head() {
+      const end = client.raw.indexOf('\r\n\r\n')
+      return end < 0 ? null : client.raw.subarray(0, end).toString('latin1')
+    },
+    /** The body with chunked framing removed, and whether the final chunk came. */
+    body() {
+      const start = client.raw.indexOf('\r\n\r\n') + 4
+      return dechunk(client.raw.subarray(start))
+    },
+    until(needle, ms = 5000) {
+      return waitFor(`${JSON.stringify(needle)} in ${JSON.stringify(client.text())}`, () => client.raw.includes(needle), ms)
+    },
+    ended(ms = 5000) {
+      return waitFor('the server to close the connection', () => client.closed, ms)
+    },
+  }
+  socket.on('data', (d) => {
+    client.raw = Buffer.concat([client.raw, d])
+  })
+  socket.on('close', () => {
+    client.closed = true
+  })
+  socket.on('error', () => {})
+  socket.write(request)
+  return client
+}
+
+/** Opens an event stream with a raw GET. */
+export function rawStream(port, path = '/events', headers = '') {
+  return rawRequest(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${headers}\r\n`)
+}
+
+/** Decodes `Transfer-Encoding: chunked`. */
+export function dechunk(buf) {
+  const parts = []
+  let ended = false
+  for (;;) {
+    const eol = buf.indexOf('\r\n')
+    if (eol < 0) break
+    const size = parseInt(buf.subarray(0, eol).toString('latin1'), 16)
+    if (size === 0) {
+      ended = true
+      break
+    }
+    if (buf.length < eol + 2 + size + 2) break
+    parts.push(buf.subarray(eol + 2, eol + 2 + size))
+    buf = buf.subarray(eol + 4 + size)
+  }
+  return { data: Buffer.concat(parts).toString('utf8'), ended }
+}
