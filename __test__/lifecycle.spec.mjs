@@ -106,3 +106,21 @@ test('a failed listen() does not keep the process alive', async (t) => {
   t.is(code, 0, output)
   t.true(output.includes('EADDRINUSE'))
 })
+
+test('the package loads by name with both require() and import', async (t) => {
+  const cwd = fileURLToPath(new URL('..', import.meta.url))
+  const probe = `
+    import { createRequire } from 'node:module'
+    const cjs = createRequire(import.meta.url)('hyper-sse')
+    const esm = await import('hyper-sse')
+    console.log(typeof cjs.createServer, typeof esm.createServer, esm.createServer === cjs.createServer, typeof esm.Server)`
+  const result = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', probe], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.on('exit', (code) => resolve({ code, out }))
+  })
+  t.is(result.code, 0, result.out)
+  t.is(result.out.trim(), 'function function true function')
+})

@@ -6,6 +6,9 @@
 //! errors Node users expect (`listen()` rejects with `err.code ===
 //! 'EADDRINUSE'` and friends).
 //!
+//! Every entry point is built with `catch_unwind`, so a Rust panic surfaces as
+//! a JavaScript exception instead of aborting Node.
+//!
 //! Keeping Node alive: a listening server holds a strong threadsafe function,
 //! which is what keeps Node's event loop running (tokio's threads do not);
 //! `unref()` weakens it and `close()` releases it, so the process can exit.
@@ -174,7 +177,7 @@ fn lock(hold: &Mutex<ProcessHold>) -> std::sync::MutexGuard<'_, ProcessHold> {
 ///
 /// Throws a `TypeError` or `RangeError` naming the option when an option is
 /// unknown or has the wrong type or value.
-#[napi(ts_args_type = "options?: ServerOptions")]
+#[napi(catch_unwind, ts_args_type = "options?: ServerOptions")]
 pub fn create_server(env: &Env, options: Option<Unknown>) -> Result<Server> {
     let config = parse_options(env, options)?;
     Ok(Server {
@@ -193,6 +196,7 @@ impl Server {
     /// While listening the server keeps the process alive, like `http.Server`,
     /// unless {@link Server.unref} was called.
     #[napi(
+        catch_unwind,
         ts_args_type = "port?: number, host?: string",
         ts_return_type = "Promise<ListenAddress>"
     )]
@@ -261,7 +265,7 @@ impl Server {
     /// CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8; a
     /// `RangeError` for a negative, fractional or huge `retry`. Throws an
     /// `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
-    #[napi(ts_args_type = "event: string | Buffer | SseEvent")]
+    #[napi(catch_unwind, ts_args_type = "event: string | Buffer | SseEvent")]
     pub fn send(&self, env: &Env, event: Unknown) -> Result<()> {
         let event = parse_event(env, event)?;
         self.engine
@@ -272,7 +276,7 @@ impl Server {
 
     /// Sends a comment to every client: one `:` line per line of `text`.
     /// Browsers ignore comments; they show up in the network inspector.
-    #[napi(ts_args_type = "text: string")]
+    #[napi(catch_unwind, ts_args_type = "text: string")]
     pub fn comment(&self, env: &Env, text: Unknown) -> Result<()> {
         if text.get_type()? != ValueType::String {
             return Err(type_error(env, "comment(): text must be a string"));
@@ -285,7 +289,7 @@ impl Server {
     }
 
     /// The server's counters right now.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> ServerStats {
         let s = self.engine.stats();
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -311,7 +315,7 @@ impl Server {
     /// resolves once every connection is closed. Clients that do not read are
     /// dropped after a 5 s grace period. Afterwards the process can exit.
     /// Calling it again, or before `listen()`, is harmless.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&mut self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = Arc::clone(&self.engine);
         // The returned promise keeps Node alive until the close completes.
@@ -324,7 +328,7 @@ impl Server {
 
     /// Lets the process exit even while this server is listening, like
     /// `http.Server#unref()`. Returns the server.
-    #[napi(js_name = "unref", ts_return_type = "this")]
+    #[napi(catch_unwind, js_name = "unref", ts_return_type = "this")]
     pub fn unref_process<'env>(&mut self, env: &Env, this: This<'env>) -> Result<This<'env>> {
         let mut hold = lock(&self.hold);
         hold.unreferenced = true;
@@ -334,7 +338,7 @@ impl Server {
 
     /// Undoes {@link Server.unref}: a listening server keeps the process
     /// alive again. Returns the server.
-    #[napi(js_name = "ref", ts_return_type = "this")]
+    #[napi(catch_unwind, js_name = "ref", ts_return_type = "this")]
     pub fn ref_process<'env>(&mut self, env: &Env, this: This<'env>) -> Result<This<'env>> {
         let mut hold = lock(&self.hold);
         hold.unreferenced = false;

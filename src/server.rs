@@ -341,8 +341,11 @@ impl Server {
                 Ok(l) => return Ok(l),
                 Err(e) => {
                     first_error.get_or_insert(ListenError::from_io(&e, "listen", shown, port));
-                    // Only the unspecified-address fallback (IPv6 missing) moves on.
-                    if host.is_some() && e.kind() != io::ErrorKind::AddrNotAvailable {
+                    // Move on to the next address only when this one's family is
+                    // unavailable here (no IPv6); a port in use is final.
+                    let family_missing =
+                        e.kind() == io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(97);
+                    if !family_missing {
                         break;
                     }
                 }

@@ -10,9 +10,9 @@
 // Any other path is served from this directory (GET / -> index.html).
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-// In your own project: import { createServer } from 'hyper-sse'
-// Here the repository root is imported, so the demo runs from a clone.
-import { createServer } from '../../index.js'
+// The package imports itself by name (package.json "exports"), so this line
+// is exactly what an application that installed hyper-sse writes.
+import { createServer } from 'hyper-sse'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const port = Number(process.env.PORT ?? 3000)
