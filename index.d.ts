@@ -22,28 +22,45 @@ export declare class Server {
    */
   listen(port?: number, host?: string): Promise<ListenAddress>
   /**
-   * Sends an event to every connected client. A string is the data of an
-   * unnamed event (the browser's `onmessage`); an object may also name the
-   * event, set its id or a retry delay. The event is encoded once and
-   * shared by every client; the call's cost does not depend on how many
-   * clients there are.
+   * Sends an event to every stream reading its channel (the default
+   * channel unless `{ channel }` says otherwise; a list sends it once to
+   * each stream reading any of them). A string is the data of an unnamed
+   * event (the browser's `onmessage`); an object may also name the event,
+   * set its id or a retry delay. The event is encoded once and shared by
+   * every client; the call's cost does not depend on how many clients
+   * there are.
    *
    * ```js
    * server.send(new Date().toLocaleTimeString())
-   * server.send({ event: 'myEvent', data: { price: 42 }, id: '7' })
+   * server.send({ event: 'price', data: { price: 42 } }, { channel: 'ticker' })
    * ```
    *
    * Throws (and sends nothing) on bad input: a `TypeError` for a wrong type,
-   * CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8; a
-   * `RangeError` for a negative, fractional or huge `retry`. Throws an
-   * `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
+   * CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8, an
+   * unknown field; a `RangeError` for a negative, fractional or huge
+   * `retry`. Throws an `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
    */
-  send(event: string | Buffer | SseEvent): void
+  send(event: string | Buffer | SseEvent, options?: SendOptions): void
   /**
-   * Sends a comment to every client: one `:` line per line of `text`.
-   * Browsers ignore comments; they show up in the network inspector.
+   * Sends a comment: one `:` line per line of `text`, to the default
+   * channel or `{ channel }`. Browsers ignore comments; they show up in
+   * the network inspector.
    */
-  comment(text: string): void
+  comment(text: string, options?: SendOptions): void
+  /**
+   * Sends an event to one client only (its `id` from `onConnect` /
+   * `onConnection`), e.g. one user's LLM response. Returns `false` when
+   * that client is not connected (nothing was queued). Events sent this
+   * way are not kept in any history; for replay across reconnects use a
+   * per-user channel instead.
+   */
+  sendTo(clientId: string, event: string | Buffer | SseEvent): boolean
+  /**
+   * Ends one client's stream cleanly (its events so far are written
+   * first). The browser will reconnect unless `onConnect` then denies it,
+   * e.g. with status 204. Returns `false` when that client is not connected.
+   */
+  disconnect(clientId: string): boolean
   /** The server's counters right now. */
   stats(): ServerStats
   /** The port the server listens on, or `null` when it is not listening. */
@@ -68,9 +85,29 @@ export declare class Server {
   ref(): this
 }
 
+/** One channel's figures in {@link ServerStats}. */
+export interface ChannelStats {
+  /** Streams reading the channel now. */
+  subscribers: number
+  /** Events in its history now. */
+  history: number
+}
+
+/** What `onConnect` may return. */
+export interface ConnectResult {
+  /** Channels this stream reads (accept). */
+  channels?: string | string[]
+  /** Extra response headers for this stream (accept or deny). */
+  headers?: Record<string, string>
+  /** Deny with this HTTP status (e.g. 401, 403, 204, 429). */
+  status?: number
+  /** The body of a denial: string, Buffer or JSON value. */
+  body?: string | Buffer | unknown
+}
+
 /**
  * Creates a server. Nothing is bound until {@link Server.listen}; events sent
- * before that are not delivered to anyone (there is no one to deliver to).
+ * before that go to the history (and are replayed to clients that ask).
  *
  * ```js
  * const server = createServer({ path: '/sendMessage', static: './public' })
@@ -83,6 +120,37 @@ export declare class Server {
  */
 export declare function createServer(options?: ServerOptions): Server
 
+/** What `onRequest` may return. */
+export interface HttpReply {
+  /** The status, default 200. */
+  status?: number
+  /** Response headers (`Content-Length` is set for you). */
+  headers?: Record<string, string>
+  /**
+   * A string (text/plain), a Buffer (application/octet-stream) or any
+   * other value (application/json) unless `Content-Type` is given.
+   */
+  body?: string | Buffer | unknown
+}
+
+/** A plain (non-stream) request, for `onRequest`. */
+export interface HttpRequest {
+  /** `GET`, `POST`, … */
+  method: string
+  /** The path, without the query. */
+  path: string
+  /** Query parameters; a repeated parameter is an array. */
+  query: Record<string, string | string[]>
+  /** Request headers, lower-case names. */
+  headers: Record<string, string>
+  /** The client's IP address. */
+  remoteAddress: string
+  /** The client's port. */
+  remotePort: number
+  /** The request body (empty for GET); `body.toString()` for text. */
+  body: Buffer
+}
+
 /** Where a server listens, as resolved by {@link Server.listen}. */
 export interface ListenAddress {
   /** The bound port (the real one when 0 was asked for). */
@@ -91,6 +159,15 @@ export interface ListenAddress {
   host: string
   /** `'IPv4'` or `'IPv6'`. */
   family: string
+}
+
+/** Where {@link Server.send} delivers. */
+export interface SendOptions {
+  /**
+   * The channel or channels; default `'default'`, the channel every
+   * stream reads unless `onConnect` or the query chose others.
+   */
+  channel?: string | string[]
 }
 
 /** Options for {@link createServer}. Every field is optional. */
@@ -118,11 +195,83 @@ export interface ServerOptions {
    */
   retry?: number
   /**
-   * Extra response headers for event streams, e.g. CORS headers. Headers
-   * that would break the stream (`Content-Type`, `Content-Length`,
-   * `Transfer-Encoding`, `Connection`, …) are refused.
+   * Extra response headers for event streams. Headers that would break the
+   * stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
+   * `Connection`, …) are refused.
    */
   headers?: Record<string, string>
+  /**
+   * Events kept per channel for `Last-Event-ID` replay. Default 1000.
+   * With history on, events sent without an `id` get an automatic one;
+   * 0 turns history and automatic ids off.
+   */
+  history?: number
+  /**
+   * A stream's byte budget: bytes queued for one client and not yet
+   * written to its socket. A client over it is disconnected (reason
+   * `'slow'`) and can resume from history with `Last-Event-ID`.
+   * Default 1048576 (1 MiB).
+   */
+  maxBufferedBytes?: number
+  /**
+   * Let clients pick channels with repeated `?channel=` query parameters
+   * (when `onConnect` does not choose them). Default false.
+   */
+  channelsFromQuery?: boolean
+  /** A comment written first on every stream, e.g. `'ok'` (sent as `: ok`). */
+  firstComment?: string
+  /**
+   * Decides whether a stream opens. Gets the request (with `id`,
+   * `lastEventId`, `lastEventIdStale`); returns (or resolves to) `true` or
+   * `undefined` (accept, default channel), `{ channels, headers }` (accept),
+   * or `false` / `{ status, body?, headers? }` (deny, e.g. 401, 403, 204 to
+   * stop the browser reconnecting, 429). A throw or rejection answers 500
+   * and is reported to `onError`.
+   */
+  onConnect?: (request: StreamClient) => ConnectResult | Promise<ConnectResult>
+  /** Told when a stream has opened. */
+  onConnection?: (client: StreamClient) => void
+  /**
+   * Told when a stream has ended, and why: `'closed'` (the client left),
+   * `'slow'` (over its byte budget), `'disconnected'` (`disconnect(id)`),
+   * `'shutdown'` (`close()`), or `'denied'` (refused by `onConnect`,
+   * CORS or a connection limit; `onConnection` never ran for it).
+   */
+  onDisconnect?: (client: StreamClient, reason: 'closed' | 'slow' | 'disconnected' | 'shutdown' | 'denied') => void
+  /**
+   * Handles requests that are not streams, before static files: returns
+   * (or resolves to) `{ status?, headers?, body? }`, or `undefined` to fall
+   * through to static files / 404. `body` may be a string, a Buffer or any
+   * value (sent as JSON).
+   */
+  onRequest?: (request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>
+  /**
+   * Receives errors thrown by your hooks, with where they happened
+   * (`'onConnect'`, `'onRequest'`, `'cors.origin'`). Without it they go to
+   * `console.error`.
+   */
+  onError?: (error: Error, where: string) => void
+  /**
+   * Cross-origin access for streams and routes. `origin`: `'*'` (default),
+   * an origin, a list of origins, or a function `(origin) => boolean`
+   * (may be async). `credentials: true` allows cookies
+   * (`new EventSource(url, { withCredentials: true })`); the origin is
+   * then echoed, never `*`. `maxAge`: preflight cache seconds (600).
+   */
+  cors?: { origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }
+  /** Most streams open at once; beyond it new streams get 503. */
+  maxConnections?: number
+  /** Most streams open at once from one IP address; beyond it 429. */
+  maxConnectionsPerIp?: number
+  /**
+   * Milliseconds a client may take to send its request head; then 408
+   * and the connection is closed (slowloris). Default 10000; 0 = off.
+   */
+  headerTimeout?: number
+  /** Largest request head in bytes (431 beyond). Default 16384, minimum 8192. */
+  maxHeaderBytes?: number
+  /** Largest request body read for `onRequest` (413 beyond). Default 1048576. */
+  maxBodyBytes?: number
 }
 
 /** A snapshot of a server's counters, from {@link Server.stats}. */
@@ -131,7 +280,10 @@ export interface ServerStats {
   connections: number
   /** Event streams opened since the server started. */
   totalConnections: number
-  /** Events accepted by `send()`, each counted once however many clients get it. */
+  /**
+   * Events accepted by `send()`/`sendTo()`, each counted once however many
+   * clients get it.
+   */
   eventsSent: number
   /** Comments accepted by `comment()`. */
   commentsSent: number
@@ -142,8 +294,12 @@ export interface ServerStats {
    * (events, comments, heartbeats, retry hints; not HTTP framing).
    */
   bytesSent: number
-  /** Streams closed because their client fell too far behind. */
+  /** Streams closed because their client fell over its byte budget. */
   evicted: number
+  /** Stream requests refused by `onConnect`, CORS or a connection limit. */
+  denied: number
+  /** Per channel: subscribers and history size. */
+  channels: Record<string, ChannelStats>
 }
 
 /** An event for {@link Server.send}. */
@@ -161,9 +317,43 @@ export interface SseEvent {
   event?: string
   /**
    * The event id, stored by the browser and sent back as `Last-Event-ID`
-   * when it reconnects. `''` resets it. No CR, LF or NUL.
+   * when it reconnects. `''` resets it. No CR, LF or NUL. Without it (and
+   * with history on) the server assigns one.
    */
   id?: string | number
   /** Reconnection delay in milliseconds for this client from now on. */
   retry?: number
+}
+
+/**
+ * A stream's client as JavaScript sees it: in `onConnect`, `onConnection`
+ * and `onDisconnect`.
+ */
+export interface StreamClient {
+  /** The client's id, for `sendTo()` and `disconnect()`. */
+  id: string
+  /**
+   * The channels it reads (for `onConnect`: what it gets unless the hook
+   * chooses others).
+   */
+  channels: Array<string>
+  /** The request method (`GET`). */
+  method: string
+  /** The request path, without the query. */
+  path: string
+  /** Query parameters; a repeated parameter is an array. */
+  query: Record<string, string | string[]>
+  /** Request headers, lower-case names; repeated headers joined with `, `. */
+  headers: Record<string, string>
+  /** The client's IP address. */
+  remoteAddress: string
+  /** The client's port. */
+  remotePort: number
+  /** The `Last-Event-ID` it sent (header, or `lastEventId` query parameter). */
+  lastEventId?: string
+  /**
+   * True when that id is unknown or older than the history: nothing was
+   * replayed, so send the client a fresh snapshot.
+   */
+  lastEventIdStale: boolean
 }

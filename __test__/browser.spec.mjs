@@ -93,7 +93,7 @@ test('clock demo: EventSource in Chromium receives messages and myEvent events',
   t.is(raw.status, 200)
   t.regex(raw.contentType ?? '', /^text\/event-stream/)
   t.true(raw.text.includes(`: ${COMMENT}`), `comment line missing in raw stream:\n${raw.text}`)
-  t.regex(raw.text, /event: ?myEvent\r?\ndata: ?\S/)
+  t.regex(raw.text, /event: ?myEvent\r?\n(id: ?[^\n]*\r?\n)?data: ?\S/)
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -25,7 +25,7 @@ const badEvents = [
 ]
 
 test('every bad event is refused with a clear error and nothing is sent', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawStream(port)
   await waitFor('stream', () => server.stats().connections === 1)
   const circular = { data: {} }

@@ -8,7 +8,7 @@ import { start, rawStream, waitFor } from './helpers.mjs'
 const addon = fileURLToPath(new URL('../index.js', import.meta.url))
 
 test('a client that disconnects is noticed within a second and its stream freed', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const clients = Array.from({ length: 50 }, () => rawStream(port))
   await waitFor('50 streams', () => server.stats().connections === 50)
   for (const c of clients.slice(0, 30)) c.socket.destroy()
@@ -22,7 +22,7 @@ test('a client that disconnects is noticed within a second and its stream freed'
 })
 
 test('close() ends every stream with the terminating chunk, after the events already sent', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const clients = Array.from({ length: 10 }, () => rawStream(port))
   await waitFor('10 streams', () => server.stats().connections === 10)
   server.send('goodbye')

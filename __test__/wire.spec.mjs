@@ -4,7 +4,7 @@ import test from 'ava'
 import { start, rawStream, rawRequest, waitFor } from './helpers.mjs'
 
 test('the stream head is flushed at once, with the SSE headers and nothing that breaks streaming', async (t) => {
-  const { port } = await start(t, { keepAlive: 0 })
+  const { port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawStream(port)
   await c.until('\r\n\r\n')
   const head = c.head().toLowerCase()
@@ -19,7 +19,7 @@ test('the stream head is flushed at once, with the SSE headers and nothing that 
 })
 
 test('an HTTP/1.0 client gets no keep-alive header and a close-delimited stream', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawRequest(port, 'GET /events HTTP/1.0\r\n\r\n')
   await c.until('\r\n\r\n')
   t.false(c.head().toLowerCase().includes('connection: keep-alive'))
@@ -31,7 +31,7 @@ test('an HTTP/1.0 client gets no keep-alive header and a close-delimited stream'
 })
 
 test('the seed events are encoded byte-exact, in send order', async (t) => {
-  const { server, port } = await start(t, { path: '/sendMessage', keepAlive: 0, retry: 3000 })
+  const { server, port } = await start(t, { path: '/sendMessage', keepAlive: 0, retry: 3000, history: 0 })
   const c = rawStream(port, '/sendMessage')
   await c.until('retry: 3000\n\n')
   await waitFor('stream', () => server.stats().connections === 1)
@@ -51,7 +51,7 @@ test('the seed events are encoded byte-exact, in send order', async (t) => {
 })
 
 test('data is split into one data line per line at LF, CRLF and lone CR; leading spaces survive', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawStream(port)
   await waitFor('stream', () => server.stats().connections === 1)
   server.send('a\nb\r\nc\rd')
@@ -79,7 +79,7 @@ test('data is split into one data line per line at LF, CRLF and lone CR; leading
 })
 
 test('data that is not a string is sent as JSON; a Buffer is sent as its UTF-8 text', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawStream(port)
   await waitFor('stream', () => server.stats().connections === 1)
   server.send({ data: { price: 42, tags: ['a'] } })
@@ -105,7 +105,7 @@ test('data that is not a string is sent as JSON; a Buffer is sent as its UTF-8 t
 })
 
 test('keep-alive comments are written only while the stream is idle', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 300 })
+  const { server, port } = await start(t, { keepAlive: 300, history: 0 })
   const c = rawStream(port)
   await waitFor('stream', () => server.stats().connections === 1)
   for (let i = 0; i < 8; i++) {
@@ -119,7 +119,7 @@ test('keep-alive comments are written only while the stream is idle', async (t) 
 })
 
 test('keepAlive: 0 sends no heartbeat at all', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   const c = rawStream(port)
   await waitFor('stream', () => server.stats().connections === 1)
   await new Promise((r) => setTimeout(r, 600))
@@ -138,7 +138,7 @@ test('extra stream headers are added to the stream response', async (t) => {
 })
 
 test('stats count streams, events, comments, deliveries and bytes', async (t) => {
-  const { server, port } = await start(t, { keepAlive: 0 })
+  const { server, port } = await start(t, { keepAlive: 0, history: 0 })
   t.like(server.stats(), { connections: 0, eventsSent: 0, bytesSent: 0 })
   const a = rawStream(port)
   const b = rawStream(port)

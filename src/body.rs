@@ -101,7 +101,7 @@ pub enum ResponseBody {
     /// A static file streamed from disk.
     File(FileStream),
     /// An event stream that lives until the client leaves or the server closes.
-    Events(Pin<Box<EventStream>>),
+    Events(Box<EventStream>),
 }
 
 impl ResponseBody {
@@ -125,7 +125,7 @@ impl Body for ResponseBody {
                 Poll::Ready(bytes.take().map(|b| Ok(Frame::data(Chunks::one(b)))))
             }
             ResponseBody::File(file) => Pin::new(file).poll_chunk(cx),
-            ResponseBody::Events(stream) => stream.as_mut().poll_frame(cx),
+            ResponseBody::Events(stream) => stream.poll_frame(cx),
         }
     }
 

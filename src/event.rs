@@ -132,6 +132,19 @@ impl Event {
         self.event.is_some()
     }
 
+    /// The id the event was given, if any.
+    pub fn explicit_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Encodes the event with `id` in place of its own (an automatic id the
+    /// hub assigns). `id` comes from the hub and has no line breaks.
+    pub fn encode_with_id(&self, id: &str) -> Bytes {
+        let mut with_id = self.clone();
+        with_id.id = Some(id.to_owned());
+        with_id.encode()
+    }
+
     /// Encodes the event into its wire bytes, once. Fields come in the order
     /// `event`, `id`, `retry`, `data`, and the blank line that dispatches it.
     pub fn encode(&self) -> Bytes {

@@ -1,36 +1,54 @@
-//! The hub: one log of encoded events, read by every subscriber through its
-//! own cursor.
+//! The hub: channels of encoded events, and the clients reading them.
 //!
-//! History, fan-out and backpressure are one structure. `publish` appends an
-//! event's bytes to the log under a short write lock and assigns it the next
-//! sequence number; it never touches a subscriber, so its cost on the caller's
-//! thread does not grow with the number of clients. A dedicated fan-out task
-//! then wakes the subscribers that are waiting, on tokio's threads. Each
-//! subscriber is a cursor (the next sequence number it needs): it reads every
-//! entry from its cursor on, in log order, cloning the shared `Bytes` by
-//! reference count. Nothing is copied per client.
+//! History, fan-out, replay and backpressure are one structure. Every channel
+//! keeps a log of encoded events; every client is a set of cursors into the
+//! logs of its channels plus a private queue for events sent to it alone.
 //!
-//! The log keeps the last `history` events, and beyond that as many older
-//! events as the byte budget of a lagging subscriber may need. A subscriber
-//! whose cursor falls off the front of the log is over its budget: it is told
-//! it [`Read::Lagged`] so its connection can be closed, instead of letting an
-//! unread backlog grow without bound.
+//! - **Publishing** takes the hub's publish lock, gives the event the next
+//!   global sequence number, encodes it once (with an automatic id when it has
+//!   none and history is on), appends the same `Bytes` to each target log,
+//!   marks those channels dirty and pokes the fan-out task. Its cost does not
+//!   depend on the number of clients.
+//! - **Fan-out** runs on tokio's threads: for each dirty channel it wakes the
+//!   channel's clients, evicts the ones over their byte budget, and trims the
+//!   log to what its slowest remaining client still needs (never below
+//!   `history` events).
+//! - **Reading**: a woken client takes everything after its cursors whose
+//!   sequence number is committed, merges its channels in global order
+//!   (an event sent to two of its channels arrives once), and advances.
+//! - **Replay**: a client that reconnects with `Last-Event-ID` gets cursors
+//!   placed right after that event in each of its channels, under the same
+//!   locks publishing uses, so the replay flows into the live stream with no
+//!   gap and no duplicate. An id the history no longer covers is reported as
+//!   stale, and the client starts live.
 
+use crate::event::{encode_comment, Event};
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
-/// How much of the past the log keeps.
+/// The name of the channel that events without an explicit channel go to,
+/// and that clients subscribe to unless told otherwise.
+pub const DEFAULT_CHANNEL: &str = "default";
+
+/// The most entries one read takes from one source, so a client catching up
+/// never holds a lock for long or builds one huge write.
+pub const MAX_BATCH_EVENTS: usize = 256;
+/// The most bytes one read takes from one source (a single larger event still goes whole).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// How much of the past the hub keeps, and how far a client may fall behind.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
-    /// Events always kept, whatever their size.
+    /// Events kept per channel for replay; 0 turns history and automatic ids off.
     pub history: usize,
-    /// Bytes a subscriber may lag behind the newest event before it is
-    /// dropped as too slow. While anyone is subscribed, the log keeps at least
-    /// this many bytes so that a subscriber within budget never misses one.
-    pub max_buffered_bytes: usize,
+    /// Bytes queued for one client and not yet written to its socket beyond
+    /// which it is disconnected as too slow.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for Retention {
@@ -42,164 +60,533 @@ impl Default for Retention {
     }
 }
 
-/// The shared event log plus the signals that wake its readers.
+/// What to publish: an event, or a comment (which never gets an id).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// An event; it gets an automatic id when it has none and history is on.
+    Event(Event),
+    /// A comment: one `:` line per line of text.
+    Comment(String),
+}
+
+/// Where a reconnecting client starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After everything published so far: only new events.
+    Live,
+    /// Right after the event with this global sequence number.
+    After(u64),
+}
+
+/// Why a client's stream ended, as reported to `onDisconnect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client went away.
+    Closed,
+    /// The client fell further behind than its byte budget.
+    Slow,
+    /// `disconnect(id)` was called.
+    Disconnected,
+    /// The server is closing.
+    Shutdown,
+    /// The connect hook, CORS or a connection limit refused the stream.
+    Denied,
+}
+
+impl EndReason {
+    /// The word JavaScript sees.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Slow => "slow",
+            EndReason::Disconnected => "disconnected",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Denied => "denied",
+        }
+    }
+}
+
+/// The event hub: channels, clients, the global sequence and the fan-out signal.
 pub struct Hub {
-    log: RwLock<Log>,
     retention: Retention,
-    /// Subscribers wait here for new entries or for the hub to close.
-    wake: Arc<Notify>,
-    /// Publishers poke the fan-out task here; permits coalesce, so a burst of
-    /// sends costs one round of wake-ups, not one per event.
+    /// Prefix of automatic ids, unique per hub, so an id from another process
+    /// (a restart) is recognised as foreign instead of misread as a position.
+    epoch: String,
+    /// The next global sequence number; the lock serialises publishers.
+    publish: Mutex<u64>,
+    /// Every sequence number up to this one is fully appended everywhere.
+    committed: AtomicU64,
+    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    clients: RwLock<HashMap<u64, Arc<Client>>>,
+    next_client: AtomicU64,
+    dirty: Mutex<Vec<Arc<Channel>>>,
     pending: Notify,
     closed: AtomicBool,
-    subscribers: AtomicUsize,
-    /// Mirror of the log's first sequence number, readable without the lock.
-    oldest: AtomicU64,
+}
+
+/// One channel: its log and the clients subscribed to it.
+pub struct Channel {
+    name: Arc<str>,
+    log: RwLock<Log>,
+    /// Total bytes ever appended; a client's lag is this minus its offset.
+    appended: AtomicU64,
+    /// Global sequence number of the newest entry dropped from the log.
+    trimmed_gseq: AtomicU64,
+    subscribers: RwLock<Slab<(Arc<Client>, usize)>>,
+    /// Bumped whenever a client joins; trimming skips a round in which one
+    /// joined, since its cursor was not part of the "slowest" computation.
+    joined: AtomicU64,
+    dirty: AtomicBool,
 }
 
 struct Log {
-    entries: VecDeque<Bytes>,
-    /// Sequence number of `entries[0]`; sequence numbers start at 1.
+    entries: VecDeque<Entry>,
+    /// Channel-local sequence number of `entries[0]` (starts at 1).
     first_seq: u64,
-    bytes: usize,
+}
+
+#[derive(Clone)]
+struct Entry {
+    gseq: u64,
+    bytes: Bytes,
+    /// The channel's byte offset just after this entry.
+    end: u64,
+    /// The explicit id the event was sent with, for `Last-Event-ID` lookups.
+    id: Option<Arc<str>>,
 }
 
 impl Log {
     fn next_seq(&self) -> u64 {
         self.first_seq + self.entries.len() as u64
     }
+
+    /// Local sequence number of the first entry after global sequence `gseq`.
+    fn seq_after(&self, gseq: u64) -> u64 {
+        self.first_seq + self.entries.partition_point(|e| e.gseq <= gseq) as u64
+    }
+
+    /// Byte offset just before local sequence `seq`.
+    fn offset_before(&self, seq: u64, appended: u64) -> u64 {
+        let idx = (seq - self.first_seq) as usize;
+        match self.entries.get(idx) {
+            Some(e) => e.end - e.bytes.len() as u64,
+            None => appended,
+        }
+    }
 }
 
-/// What a subscriber finds when it looks at the log.
+/// The shared side of one connected client: what the hub, the fan-out task,
+/// the client's stream and its connection all see.
+pub struct Client {
+    id: u64,
+    channels: Vec<Arc<Channel>>,
+    /// Per channel: next local sequence number and byte offset consumed.
+    cursors: Vec<(AtomicU64, AtomicU64)>,
+    /// Slab keys in each channel's subscriber list, for removal.
+    slots: Mutex<Vec<usize>>,
+    direct: Mutex<VecDeque<(u64, Bytes)>>,
+    direct_bytes: AtomicU64,
+    /// Bytes handed to the connection, framing included.
+    handed: AtomicU64,
+    /// Bytes the connection has written to its socket (shared with it).
+    written: Arc<AtomicU64>,
+    budget: u64,
+    waker: AtomicWaker,
+    flags: AtomicU8,
+}
+
+const EVICTED: u8 = 1;
+const DISCONNECT: u8 = 2;
+
+impl Client {
+    /// The client's id, unique within the hub.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Registers the task to wake when something arrives for this client.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Bytes queued for this client and not yet written to its socket: what
+    /// its channels hold after its cursors, its private queue, and what its
+    /// connection has been handed but not written.
+    pub fn lag(&self) -> u64 {
+        let logs: u64 = self
+            .channels
+            .iter()
+            .zip(&self.cursors)
+            .map(|(ch, (_, offset))| {
+                ch.appended
+                    .load(Ordering::Acquire)
+                    .saturating_sub(offset.load(Ordering::Acquire))
+            })
+            .sum();
+        let unwritten = self
+            .handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.written.load(Ordering::Relaxed));
+        logs + self.direct_bytes.load(Ordering::Relaxed) + unwritten
+    }
+
+    /// Whether the client is over its byte budget.
+    pub fn over_budget(&self) -> bool {
+        self.lag() > self.budget
+    }
+
+    /// Records bytes handed to the connection (framing included).
+    pub fn handed(&self, bytes: u64) {
+        self.handed.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Marks the client evicted; true for the first caller only, so it is counted once.
+    pub fn evict(&self) -> bool {
+        let first = self.flags.fetch_or(EVICTED, Ordering::AcqRel) & EVICTED == 0;
+        self.waker.wake();
+        first
+    }
+
+    /// Whether the client was evicted.
+    pub fn is_evicted(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & EVICTED != 0
+    }
+
+    /// Asks the client's stream to end cleanly.
+    pub fn request_disconnect(&self) {
+        self.flags.fetch_or(DISCONNECT, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    fn disconnect_requested(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & DISCONNECT != 0
+    }
+
+    /// The names of the channels this client reads.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.iter().map(|c| c.name.to_string()).collect()
+    }
+}
+
+/// What a client finds when it reads.
 #[derive(Debug)]
 pub enum Read {
-    /// Entries after the cursor, oldest first; the cursor has moved past them.
+    /// Events in global order; the cursors have moved past them.
     Events(Vec<Bytes>),
     /// Nothing new yet.
     Empty,
-    /// The cursor fell off the front of the log: the subscriber lagged by more
-    /// than its byte budget and must be disconnected.
+    /// Over budget or fallen off a log: the connection must be dropped.
     Lagged,
-    /// The hub is closing: the stream should end.
-    Closed,
+    /// The stream should end cleanly (server closing, or `disconnect`).
+    End,
 }
 
-/// The most entries one read hands out, so that one subscriber's catch-up
-/// cannot hold the read lock for long or build one huge write.
-pub const MAX_BATCH_EVENTS: usize = 256;
-/// The most bytes one read hands out (a single larger event still goes whole).
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Per-channel statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// The channel's name.
+    pub name: String,
+    /// Clients subscribed right now.
+    pub subscribers: u64,
+    /// Events in its history right now.
+    pub history: u64,
+}
 
 impl Hub {
-    /// An empty, open hub. Its fan-out task is [`Hub::run_fanout`], which the
-    /// server spawns once it has a runtime.
+    /// An empty, open hub. Its fan-out task is [`Hub::run_fanout`].
     pub fn new(retention: Retention) -> Arc<Self> {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         Arc::new(Hub {
-            log: RwLock::new(Log {
-                entries: VecDeque::new(),
-                first_seq: 1,
-                bytes: 0,
-            }),
             retention,
-            wake: Arc::new(Notify::new()),
+            epoch: radix36(epoch),
+            publish: Mutex::new(1),
+            committed: AtomicU64::new(0),
+            channels: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
+            next_client: AtomicU64::new(1),
+            dirty: Mutex::new(Vec::new()),
             pending: Notify::new(),
             closed: AtomicBool::new(false),
-            subscribers: AtomicUsize::new(0),
-            oldest: AtomicU64::new(1),
         })
     }
 
-    /// Appends one encoded event and returns its sequence number. O(1) in the
-    /// number of subscribers: waking them is the fan-out task's job.
-    pub fn publish(&self, bytes: Bytes) -> u64 {
-        let seq = {
-            let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-            log.bytes += bytes.len();
-            log.entries.push_back(bytes);
-            let seq = log.next_seq() - 1;
-            self.trim(&mut log);
-            seq
-        };
-        self.pending.notify_one();
-        seq
+    /// The retention settings.
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
-    /// Drops old entries nobody may still need: beyond `history`, and beyond the
-    /// byte budget of a lagging subscriber when there are subscribers at all.
-    fn trim(&self, log: &mut Log) {
-        let keep_bytes = if self.subscribers.load(Ordering::Relaxed) > 0 {
-            self.retention.max_buffered_bytes
+    fn channel(&self, name: &str) -> Arc<Channel> {
+        if let Some(ch) = read(&self.channels).get(name) {
+            return Arc::clone(ch);
+        }
+        let mut channels = write(&self.channels);
+        let ch = channels.entry(Arc::from(name)).or_insert_with(|| {
+            Arc::new(Channel {
+                name: Arc::from(name),
+                log: RwLock::new(Log {
+                    entries: VecDeque::new(),
+                    first_seq: 1,
+                }),
+                appended: AtomicU64::new(0),
+                trimmed_gseq: AtomicU64::new(0),
+                subscribers: RwLock::new(Slab::new()),
+                joined: AtomicU64::new(0),
+                dirty: AtomicBool::new(false),
+            })
+        });
+        Arc::clone(ch)
+    }
+
+    /// The automatic id of global sequence number `gseq`.
+    pub fn auto_id(&self, gseq: u64) -> String {
+        format!("{}-{}", self.epoch, gseq)
+    }
+
+    fn encode(&self, gseq: u64, payload: &Payload) -> (Bytes, Option<Arc<str>>) {
+        match payload {
+            Payload::Comment(text) => (encode_comment(text), None),
+            Payload::Event(event) => match event.explicit_id() {
+                Some(id) => (event.encode(), Some(Arc::from(id))),
+                None if self.retention.history > 0 => {
+                    (event.encode_with_id(&self.auto_id(gseq)), None)
+                }
+                None => (event.encode(), None),
+            },
+        }
+    }
+
+    /// Publishes to `channels` (deduplicated; empty means the default channel).
+    /// Returns the event's global sequence number.
+    pub fn publish(&self, channels: &[&str], payload: &Payload) -> u64 {
+        // Channels are looked up under the publish lock, which is also what an
+        // unsubscribing client holds to remove an empty channel: an event can
+        // never land in a channel that was just dropped from the map.
+        let mut next = lock(&self.publish);
+        let targets: Vec<Arc<Channel>> = if channels.is_empty() {
+            vec![self.channel(DEFAULT_CHANNEL)]
         } else {
-            0
+            let mut seen: Vec<&str> = Vec::with_capacity(channels.len());
+            channels
+                .iter()
+                .filter(|c| {
+                    let fresh = !seen.contains(c);
+                    seen.push(c);
+                    fresh
+                })
+                .map(|c| self.channel(c))
+                .collect()
         };
-        while log.entries.len() > self.retention.history {
-            let front = log.entries[0].len();
-            if log.bytes - front < keep_bytes {
-                break;
+        let gseq = *next;
+        *next += 1;
+        let (bytes, id) = self.encode(gseq, payload);
+        for ch in &targets {
+            ch.append(gseq, bytes.clone(), id.clone(), self.retention.history);
+        }
+        self.committed.store(gseq, Ordering::Release);
+        drop(next);
+        let mut dirty = lock(&self.dirty);
+        for ch in targets {
+            if !ch.dirty.swap(true, Ordering::AcqRel) {
+                dirty.push(ch);
             }
-            log.entries.pop_front();
-            log.first_seq += 1;
-            log.bytes -= front;
         }
-        self.oldest.store(log.first_seq, Ordering::Relaxed);
+        drop(dirty);
+        self.pending.notify_one();
+        gseq
     }
 
-    /// A new subscriber whose cursor starts after the newest entry: it sees
-    /// every event published from now on, and nothing older.
-    pub fn subscribe(self: &Arc<Self>) -> Subscriber {
-        self.subscribe_with(Arc::default())
+    /// Queues a payload for one client only. False when no such client is connected.
+    pub fn send_to(&self, client_id: u64, payload: &Payload) -> bool {
+        let Some(client) = read(&self.clients).get(&client_id).cloned() else {
+            return false;
+        };
+        if client.is_evicted() || client.disconnect_requested() {
+            return false;
+        }
+        let mut next = lock(&self.publish);
+        let gseq = *next;
+        *next += 1;
+        let (bytes, _) = self.encode(gseq, payload);
+        client
+            .direct_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        lock(&client.direct).push_back((gseq, bytes));
+        self.committed.store(gseq, Ordering::Release);
+        drop(next);
+        // Direct sends bypass the fan-out task, so the budget is checked here.
+        if client.over_budget() {
+            client.evict();
+        }
+        client.waker.wake();
+        true
     }
 
-    /// Like [`Hub::subscribe`], publishing the cursor through `position` so
-    /// that the connection can notice a lagging subscriber even while hyper
-    /// is not polling its stream (because the client stopped reading).
-    pub fn subscribe_with(self: &Arc<Self>, position: Arc<Position>) -> Subscriber {
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
-        let cursor = self
-            .log
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_seq();
-        position.set(cursor);
-        Subscriber {
+    /// Asks one client's stream to end. False when no such client is connected.
+    pub fn disconnect(&self, client_id: u64) -> bool {
+        match read(&self.clients).get(&client_id) {
+            Some(client) => {
+                client.request_disconnect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Finds where a client resuming after `last_event_id` starts in `channels`,
+    /// and whether that id is stale (unknown, foreign, or older than the history
+    /// of one of the channels), in which case it starts live.
+    pub fn resolve(&self, last_event_id: Option<&str>, channels: &[String]) -> (Start, bool) {
+        let Some(id) = last_event_id else {
+            return (Start::Live, false);
+        };
+        if self.retention.history == 0 {
+            return (Start::Live, true);
+        }
+        let chans: Vec<Arc<Channel>> = {
+            let map = read(&self.channels);
+            if channels.is_empty() {
+                map.get(DEFAULT_CHANNEL).cloned().into_iter().collect()
+            } else {
+                channels
+                    .iter()
+                    .filter_map(|c| map.get(c.as_str()).cloned())
+                    .collect()
+            }
+        };
+        let gseq = self.parse_auto_id(id).or_else(|| {
+            chans.iter().find_map(|ch| {
+                let log = read(&ch.log);
+                log.entries
+                    .iter()
+                    .rev()
+                    .find(|e| e.id.as_deref() == Some(id))
+                    .map(|e| e.gseq)
+            })
+        });
+        match gseq {
+            Some(g)
+                if chans
+                    .iter()
+                    .all(|ch| ch.trimmed_gseq.load(Ordering::Acquire) <= g) =>
+            {
+                (Start::After(g), false)
+            }
+            _ => (Start::Live, true),
+        }
+    }
+
+    fn parse_auto_id(&self, id: &str) -> Option<u64> {
+        let (epoch, seq) = id.split_once('-')?;
+        if epoch != self.epoch {
+            return None;
+        }
+        let seq: u64 = seq.parse().ok()?;
+        (seq <= self.committed.load(Ordering::Acquire)).then_some(seq)
+    }
+
+    /// A fresh client id, handed out before the client subscribes so that a
+    /// connect hook can see it.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Subscribes client `id` to `channels` (the default channel when empty).
+    /// With a `last_event_id` it resumes right after that event when the
+    /// history still covers it, and starts live otherwise, reporting the id as
+    /// stale. `written` is its connection's count of bytes written to the
+    /// socket, which the byte budget is measured against.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        id: u64,
+        channels: &[String],
+        last_event_id: Option<&str>,
+        written: Arc<AtomicU64>,
+    ) -> (Subscriber, bool) {
+        let mut names: Vec<&str> = channels.iter().map(String::as_str).collect();
+        if names.is_empty() {
+            names.push(DEFAULT_CHANNEL);
+        }
+        names.sort_unstable();
+        names.dedup();
+        // Hold the publish lock while placing cursors, so nothing is published
+        // between "where the client starts" and "the client is listening".
+        let publish = lock(&self.publish);
+        let chans: Vec<Arc<Channel>> = names.iter().map(|n| self.channel(n)).collect();
+        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let (mut start, mut stale) = self.resolve(last_event_id, &owned);
+        let client = Arc::new(Client {
+            id,
+            channels: chans.clone(),
+            cursors: chans
+                .iter()
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+            slots: Mutex::new(Vec::new()),
+            direct: Mutex::new(VecDeque::new()),
+            direct_bytes: AtomicU64::new(0),
+            handed: AtomicU64::new(0),
+            written,
+            budget: self.retention.max_buffered_bytes,
+            waker: AtomicWaker::new(),
+            flags: AtomicU8::new(0),
+        });
+        // Each channel's cursor is placed and the client joins the channel
+        // under that channel's log lock, so a concurrent trim either sees the
+        // client or skips its round.
+        let mut guards: Vec<_> = chans.iter().map(|ch| read(&ch.log)).collect();
+        if let Start::After(g) = start {
+            if chans
+                .iter()
+                .any(|ch| ch.trimmed_gseq.load(Ordering::Acquire) > g)
+            {
+                (start, stale) = (Start::Live, true);
+            }
+        }
+        let mut slots = Vec::with_capacity(chans.len());
+        for (i, (ch, log)) in chans.iter().zip(guards.iter_mut()).enumerate() {
+            let appended = ch.appended.load(Ordering::Acquire);
+            let seq = match start {
+                Start::Live => log.next_seq(),
+                Start::After(g) => log.seq_after(g),
+            };
+            client.cursors[i].0.store(seq, Ordering::Release);
+            client.cursors[i]
+                .1
+                .store(log.offset_before(seq, appended), Ordering::Release);
+            slots.push(write(&ch.subscribers).insert((Arc::clone(&client), i)));
+            ch.joined.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(guards);
+        *lock(&client.slots) = slots;
+        let horizon = self.committed.load(Ordering::Acquire);
+        drop(publish);
+        write(&self.clients).insert(id, Arc::clone(&client));
+        let subscriber = Subscriber {
             hub: Arc::clone(self),
-            cursor,
-            position,
-        }
+            local: client
+                .cursors
+                .iter()
+                .map(|(seq, _)| seq.load(Ordering::Relaxed))
+                .collect(),
+            client,
+            last_gseq: match start {
+                Start::Live => horizon,
+                Start::After(g) => g,
+            },
+        };
+        (subscriber, stale)
     }
 
-    /// Whether the subscriber behind `position` has fallen off the front of
-    /// the log, i.e. lags by more than its byte budget.
-    pub fn is_lagging(&self, position: &Position) -> bool {
-        position
-            .get()
-            .is_some_and(|cursor| cursor < self.oldest.load(Ordering::Relaxed))
-    }
-
-    /// How many subscribers are attached right now.
-    pub fn subscriber_count(&self) -> usize {
-        self.subscribers.load(Ordering::Relaxed)
-    }
-
-    /// How many events the log holds right now.
-    pub fn len(&self) -> usize {
-        self.log
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .len()
-    }
-
-    /// Whether the log holds no event.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Ends every subscription: each subscriber reads [`Read::Closed`] once it
-    /// has been woken. Idempotent.
+    /// Ends every stream once it has written what was published before: each
+    /// client reads [`Read::End`] when caught up. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.wake.notify_waiters();
+        for client in read(&self.clients).values() {
+            client.waker.wake();
+        }
         self.pending.notify_one();
     }
 
@@ -208,221 +595,520 @@ impl Hub {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// The handle subscribers wait on.
-    pub fn waker(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
+    /// How many clients are connected.
+    pub fn client_count(&self) -> usize {
+        read(&self.clients).len()
     }
 
-    /// The fan-out task: each time something was published, wake every waiting
-    /// subscriber. Runs until the hub closes.
+    /// The client with this id, if connected.
+    pub fn client(&self, id: u64) -> Option<Arc<Client>> {
+        read(&self.clients).get(&id).cloned()
+    }
+
+    /// Subscribers and history size of every channel, sorted by name.
+    pub fn channel_stats(&self) -> Vec<ChannelStats> {
+        let mut out: Vec<ChannelStats> = read(&self.channels)
+            .values()
+            .map(|ch| ChannelStats {
+                name: ch.name.to_string(),
+                subscribers: read(&ch.subscribers).len() as u64,
+                history: read(&ch.log).entries.len() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The fan-out task: wakes the clients of every channel that received
+    /// something, evicts clients over budget, trims logs. Runs until closed.
     pub async fn run_fanout(self: Arc<Self>) {
         loop {
             self.pending.notified().await;
-            self.wake.notify_waiters();
+            let dirty = std::mem::take(&mut *lock(&self.dirty));
+            for ch in dirty {
+                ch.dirty.store(false, Ordering::Release);
+                self.fan_out(&ch);
+            }
             if self.is_closed() {
                 return;
             }
         }
     }
-}
 
-/// One reader of the hub's log: a cursor and the hub it points into. Dropping
-/// it detaches it, which lets the log forget what only it still needed.
-pub struct Subscriber {
-    hub: Arc<Hub>,
-    cursor: u64,
-    position: Arc<Position>,
-}
-
-/// A subscriber's cursor as seen from outside its stream, plus a once-only
-/// eviction mark so a slow client is counted exactly once.
-#[derive(Debug, Default)]
-pub struct Position {
-    /// The next sequence number the subscriber needs; 0 when not subscribed
-    /// (sequence numbers start at 1).
-    cursor: AtomicU64,
-    evicted: AtomicBool,
-}
-
-impl Position {
-    fn set(&self, cursor: u64) {
-        self.cursor.store(cursor, Ordering::Relaxed);
+    fn fan_out(&self, ch: &Channel) {
+        let joined = ch.joined.load(Ordering::Acquire);
+        let mut slowest = u64::MAX;
+        for (_, (client, idx)) in read(&ch.subscribers).iter() {
+            client.waker.wake();
+            if client.is_evicted() {
+                continue;
+            }
+            if client.over_budget() {
+                client.evict();
+                continue;
+            }
+            slowest = slowest.min(client.cursors[*idx].0.load(Ordering::Acquire));
+        }
+        let mut log = write(&ch.log);
+        if ch.joined.load(Ordering::Acquire) == joined {
+            ch.trim_locked(&mut log, slowest, self.retention.history);
+        }
     }
+}
 
-    /// The cursor, if a subscriber is attached.
-    pub fn get(&self) -> Option<u64> {
-        match self.cursor.load(Ordering::Relaxed) {
-            0 => None,
-            c => Some(c),
+impl Channel {
+    fn append(&self, gseq: u64, bytes: Bytes, id: Option<Arc<str>>, history: usize) {
+        let mut log = write(&self.log);
+        let end = self.appended.load(Ordering::Relaxed) + bytes.len() as u64;
+        log.entries.push_back(Entry {
+            gseq,
+            bytes,
+            end,
+            id,
+        });
+        self.appended.store(end, Ordering::Release);
+        // Without subscribers nobody needs more than the history; with them,
+        // the fan-out task trims to what the slowest one still needs.
+        if read(&self.subscribers).is_empty() {
+            self.trim_locked(&mut log, u64::MAX, history);
         }
     }
 
-    /// Marks the subscriber as evicted; true only for the first caller.
-    pub fn mark_evicted(&self) -> bool {
-        !self.evicted.swap(true, Ordering::Relaxed)
+    /// Drops entries every subscriber has read (`slowest` is the smallest
+    /// cursor), keeping at least the newest `history` entries.
+    fn trim_locked(&self, log: &mut Log, slowest: u64, history: usize) {
+        while log.entries.len() > history && log.first_seq < slowest {
+            if let Some(e) = log.entries.pop_front() {
+                self.trimmed_gseq.store(e.gseq, Ordering::Release);
+                log.first_seq += 1;
+            }
+        }
     }
+}
+
+/// One client's reading side, owned by its stream. Dropping it unsubscribes.
+pub struct Subscriber {
+    hub: Arc<Hub>,
+    client: Arc<Client>,
+    /// Next local sequence number per channel (mirrors `client.cursors`).
+    local: Vec<u64>,
+    /// The newest global sequence number delivered.
+    last_gseq: u64,
+}
+
+struct Source {
+    taken: Vec<Entry>,
+    /// Whether more committed entries were left behind by the batch limit.
+    truncated: bool,
 }
 
 impl Subscriber {
-    /// Takes everything after the cursor (up to [`MAX_BATCH_EVENTS`] entries or
-    /// [`MAX_BATCH_BYTES`] bytes) and advances the cursor past it.
-    /// Events published before the hub closed are still handed out; only
-    /// then does the subscriber read [`Read::Closed`].
-    pub fn read(&mut self) -> Read {
-        let log = self.hub.log.read().unwrap_or_else(|e| e.into_inner());
-        if self.cursor < log.first_seq {
-            return Read::Lagged;
-        }
-        let start = (self.cursor - log.first_seq) as usize;
-        if start >= log.entries.len() {
-            return if self.hub.is_closed() {
-                Read::Closed
-            } else {
-                Read::Empty
-            };
-        }
-        let mut batch = Vec::with_capacity((log.entries.len() - start).min(MAX_BATCH_EVENTS));
-        let mut bytes = 0;
-        for entry in log.entries.range(start..) {
-            if !batch.is_empty()
-                && (batch.len() == MAX_BATCH_EVENTS || bytes + entry.len() > MAX_BATCH_BYTES)
-            {
-                break;
-            }
-            bytes += entry.len();
-            batch.push(entry.clone());
-        }
-        self.cursor += batch.len() as u64;
-        self.position.set(self.cursor);
-        Read::Events(batch)
+    /// The shared side, for the connection and for callbacks.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
     }
 
-    /// The hub this subscriber reads.
+    /// The hub.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    /// The cursor as published to the connection.
-    pub fn position(&self) -> &Position {
-        &self.position
+    /// Takes what is queued for the client, in global order.
+    pub fn read(&mut self) -> Read {
+        if self.client.is_evicted() {
+            return Read::Lagged;
+        }
+        if self.client.disconnect_requested() {
+            return Read::End;
+        }
+        let horizon = self.hub.committed.load(Ordering::Acquire);
+        let mut sources = Vec::with_capacity(self.client.channels.len() + 1);
+        for (i, ch) in self.client.channels.iter().enumerate() {
+            let log = read(&ch.log);
+            if self.local[i] < log.first_seq {
+                return Read::Lagged;
+            }
+            let start = (self.local[i] - log.first_seq) as usize;
+            sources.push(take(log.entries.range(start..).cloned(), horizon));
+        }
+        {
+            let direct = lock(&self.client.direct);
+            sources.push(take(
+                direct.iter().map(|(gseq, bytes)| Entry {
+                    gseq: *gseq,
+                    bytes: bytes.clone(),
+                    end: 0,
+                    id: None,
+                }),
+                horizon,
+            ));
+        }
+        // A source cut short by the batch limit bounds what may be delivered now,
+        // or its later entries would be overtaken by other sources'.
+        let limit = sources
+            .iter()
+            .filter(|s| s.truncated)
+            .filter_map(|s| s.taken.last().map(|e| e.gseq))
+            .min()
+            .unwrap_or(horizon);
+        let mut batch = Vec::new();
+        let mut heads = vec![0usize; sources.len()];
+        loop {
+            let next = sources
+                .iter()
+                .zip(&heads)
+                .filter_map(|(s, &h)| s.taken.get(h).map(|e| e.gseq))
+                .filter(|&g| g <= limit)
+                .min();
+            let Some(gseq) = next else { break };
+            let mut pushed = false;
+            for (s, h) in sources.iter().zip(heads.iter_mut()) {
+                if let Some(e) = s.taken.get(*h) {
+                    if e.gseq == gseq {
+                        if !pushed && gseq > self.last_gseq {
+                            batch.push(e.bytes.clone());
+                            pushed = true;
+                        }
+                        *h += 1;
+                    }
+                }
+            }
+            self.last_gseq = self.last_gseq.max(gseq);
+        }
+        // Advance cursors past what was consumed.
+        let direct_idx = sources.len() - 1;
+        for (i, (s, &h)) in sources.iter().zip(&heads).enumerate() {
+            if h == 0 {
+                continue;
+            }
+            if i == direct_idx {
+                let mut direct = lock(&self.client.direct);
+                let mut freed = 0;
+                for _ in 0..h {
+                    if let Some((_, b)) = direct.pop_front() {
+                        freed += b.len() as u64;
+                    }
+                }
+                self.client.direct_bytes.fetch_sub(freed, Ordering::Relaxed);
+            } else {
+                self.local[i] += h as u64;
+                let (seq, offset) = &self.client.cursors[i];
+                seq.store(self.local[i], Ordering::Release);
+                offset.store(s.taken[h - 1].end, Ordering::Release);
+            }
+        }
+        if !batch.is_empty() {
+            return Read::Events(batch);
+        }
+        if self.hub.is_closed() {
+            return Read::End;
+        }
+        Read::Empty
     }
+
+    /// Why the stream is ending, judged from the client's flags.
+    pub fn end_reason(&self) -> EndReason {
+        if self.client.is_evicted() {
+            EndReason::Slow
+        } else if self.client.disconnect_requested() {
+            EndReason::Disconnected
+        } else if self.hub.is_closed() {
+            EndReason::Shutdown
+        } else {
+            EndReason::Closed
+        }
+    }
+}
+
+fn take(entries: impl Iterator<Item = Entry>, horizon: u64) -> Source {
+    let mut taken = Vec::new();
+    let mut bytes = 0;
+    let mut truncated = false;
+    for e in entries {
+        if e.gseq > horizon {
+            break;
+        }
+        if !taken.is_empty()
+            && (taken.len() == MAX_BATCH_EVENTS || bytes + e.bytes.len() > MAX_BATCH_BYTES)
+        {
+            truncated = true;
+            break;
+        }
+        bytes += e.bytes.len();
+        taken.push(e);
+    }
+    Source { taken, truncated }
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.position.set(0);
-        self.hub.subscribers.fetch_sub(1, Ordering::Relaxed);
+        write(&self.hub.clients).remove(&self.client.id);
+        let slots = std::mem::take(&mut *lock(&self.client.slots));
+        let _publish = lock(&self.hub.publish);
+        for (ch, slot) in self.client.channels.iter().zip(slots) {
+            let mut subs = write(&ch.subscribers);
+            if subs.contains(slot) {
+                subs.remove(slot);
+            }
+            // A channel with neither subscribers nor history is forgotten, so
+            // clients naming channels at will cannot grow the map for ever.
+            if subs.is_empty() && read(&ch.log).entries.is_empty() {
+                drop(subs);
+                write(&self.hub.channels).remove(&ch.name);
+            }
+        }
     }
+}
+
+fn radix36(mut n: u128) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn bytes(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
+    fn new_hub(history: usize, budget: u64) -> Arc<Hub> {
+        Hub::new(Retention {
+            history,
+            max_buffered_bytes: budget,
+        })
     }
 
-    fn events(read: Read) -> Vec<Bytes> {
+    fn ev(data: &str) -> Payload {
+        Payload::Event(Event::message(data))
+    }
+
+    fn sub(hub: &Arc<Hub>, channels: &[&str], last_event_id: Option<&str>) -> Subscriber {
+        let names: Vec<String> = channels.iter().map(|s| s.to_string()).collect();
+        let written = Arc::new(AtomicU64::new(u64::MAX / 2));
+        hub.subscribe(hub.next_client_id(), &names, last_event_id, written)
+            .0
+    }
+
+    fn texts(read: Read) -> Vec<String> {
         match read {
-            Read::Events(v) => v,
+            Read::Events(v) => v
+                .iter()
+                .map(|b| {
+                    let s = String::from_utf8(b.to_vec()).unwrap();
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect(),
             other => panic!("expected events, got {other:?}"),
         }
     }
 
     #[test]
-    fn subscriber_sees_only_what_is_published_after_it_subscribed() {
-        let hub = Hub::new(Retention::default());
-        hub.publish(bytes("old"));
-        let mut sub = hub.subscribe();
-        assert!(matches!(sub.read(), Read::Empty));
-        hub.publish(bytes("a"));
-        hub.publish(bytes("b"));
-        assert_eq!(events(sub.read()), vec![bytes("a"), bytes("b")]);
-        assert!(matches!(sub.read(), Read::Empty));
+    fn a_live_subscriber_sees_only_what_comes_after_it() {
+        let hub = new_hub(10, 1 << 20);
+        hub.publish(&[], &ev("old"));
+        let mut s = sub(&hub, &[], None);
+        assert!(matches!(s.read(), Read::Empty));
+        hub.publish(&[], &ev("a"));
+        hub.publish(&[], &ev("b"));
+        assert_eq!(texts(s.read()), ["a", "b"]);
+        assert!(matches!(s.read(), Read::Empty));
     }
 
     #[test]
-    fn every_subscriber_shares_the_same_allocation() {
-        let hub = Hub::new(Retention::default());
-        let mut a = hub.subscribe();
-        let mut b = hub.subscribe();
-        hub.publish(bytes("shared"));
-        let (ea, eb) = (events(a.read()), events(b.read()));
-        assert_eq!(ea[0].as_ptr(), eb[0].as_ptr());
+    fn events_get_automatic_ids_and_keep_explicit_ones() {
+        let hub = new_hub(10, 1 << 20);
+        let mut s = sub(&hub, &[], None);
+        let g = hub.publish(&[], &ev("a"));
+        hub.publish(
+            &[],
+            &Payload::Event(Event::message("b").id("mine").unwrap()),
+        );
+        let Read::Events(batch) = s.read() else {
+            panic!()
+        };
+        assert_eq!(
+            batch[0],
+            Bytes::from(format!("id: {}\ndata: a\n\n", hub.auto_id(g)))
+        );
+        assert_eq!(batch[1], Bytes::from_static(b"id: mine\ndata: b\n\n"));
+        let off = new_hub(0, 1 << 20);
+        let mut s = sub(&off, &[], None);
+        off.publish(&[], &ev("x"));
+        let Read::Events(batch) = s.read() else {
+            panic!()
+        };
+        assert_eq!(batch[0], Bytes::from_static(b"data: x\n\n"));
+    }
+
+    #[test]
+    fn channels_are_isolated_and_merged_in_send_order_without_duplicates() {
+        let hub = new_hub(10, 1 << 20);
+        let mut a = sub(&hub, &["a"], None);
+        let mut ab = sub(&hub, &["a", "b"], None);
+        let mut def = sub(&hub, &[], None);
+        hub.publish(&["b"], &ev("1"));
+        hub.publish(&["a"], &ev("2"));
+        hub.publish(&["a", "b"], &ev("3"));
+        hub.publish(&[], &ev("4"));
+        hub.publish(&["b", "b"], &ev("5"));
+        assert_eq!(texts(a.read()), ["2", "3"]);
+        assert_eq!(texts(ab.read()), ["1", "2", "3", "5"]);
+        assert_eq!(texts(def.read()), ["4"]);
+    }
+
+    #[test]
+    fn replay_resumes_right_after_the_last_event_id() {
+        let hub = new_hub(100, 1 << 20);
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(hub.auto_id(hub.publish(&["x"], &ev(&i.to_string()))));
+        }
+        let (start, stale) = hub.resolve(Some(&ids[6]), &["x".into()]);
+        assert!(!stale);
+        assert!(matches!(start, Start::After(_)));
+        let mut s = sub(&hub, &["x"], Some(&ids[6]));
+        hub.publish(&["x"], &ev("10"));
+        assert_eq!(texts(s.read()), ["7", "8", "9", "10"]);
+    }
+
+    #[test]
+    fn replay_finds_explicit_ids() {
+        let hub = new_hub(100, 1 << 20);
+        for i in 0..5 {
+            let e = Event::message(i.to_string())
+                .id(format!("msg-{i}"))
+                .unwrap();
+            hub.publish(&[], &Payload::Event(e));
+        }
+        let (_, stale) = hub.resolve(Some("msg-2"), &[]);
+        assert!(!stale);
+        let mut s = sub(&hub, &[], Some("msg-2"));
+        assert_eq!(texts(s.read()), ["3", "4"]);
+    }
+
+    #[test]
+    fn ids_older_than_history_unknown_or_foreign_are_stale() {
+        let hub = new_hub(3, 1 << 20);
+        let first = hub.auto_id(hub.publish(&[], &ev("0")));
+        for i in 1..10 {
+            hub.publish(&[], &ev(&i.to_string()));
+        }
+        assert_eq!(hub.resolve(Some(&first), &[]), (Start::Live, true));
+        assert_eq!(hub.resolve(Some("nope"), &[]), (Start::Live, true));
+        assert_eq!(hub.resolve(Some("zzz-5"), &[]), (Start::Live, true));
+        assert_eq!(
+            hub.resolve(Some(&hub.auto_id(999)), &[]),
+            (Start::Live, true)
+        );
+        assert_eq!(hub.resolve(None, &[]), (Start::Live, false));
+        let recent = hub.auto_id(8);
+        assert_eq!(hub.resolve(Some(&recent), &[]), (Start::After(8), false));
+    }
+
+    #[test]
+    fn direct_sends_reach_one_client_in_order_with_channel_events() {
+        let hub = new_hub(10, 1 << 20);
+        let mut a = sub(&hub, &[], None);
+        let mut b = sub(&hub, &[], None);
+        hub.publish(&[], &ev("1"));
+        assert!(hub.send_to(a.client().id(), &ev("2")));
+        hub.publish(&[], &ev("3"));
+        assert_eq!(texts(a.read()), ["1", "2", "3"]);
+        assert_eq!(texts(b.read()), ["1", "3"]);
+        assert!(!hub.send_to(9999, &ev("x")));
+    }
+
+    #[test]
+    fn batches_are_limited_and_stay_in_order_across_channels() {
+        let hub = new_hub(10_000, 1 << 30);
+        let mut s = sub(&hub, &["a", "b"], None);
+        for i in 0..(MAX_BATCH_EVENTS * 2) {
+            let ch = if i % 3 == 0 { "a" } else { "b" };
+            hub.publish(&[ch], &ev(&i.to_string()));
+        }
+        let mut got = Vec::new();
+        loop {
+            match s.read() {
+                Read::Empty => break,
+                other => got.extend(texts(other)),
+            }
+        }
+        let expected: Vec<String> = (0..MAX_BATCH_EVENTS * 2).map(|i| i.to_string()).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_fanout_evicts_clients_over_budget_and_trims_to_the_slowest() {
+        let hub = new_hub(2, 100);
+        let mut fast = sub(&hub, &[], None);
+        let mut slow = sub(&hub, &[], None);
+        for i in 0..5 {
+            hub.publish(&[], &ev(&format!("{i:030}")));
+            fast.read();
+        }
+        let ch = hub.channel(DEFAULT_CHANNEL);
+        hub.fan_out(&ch);
+        assert!(slow.client().is_evicted());
+        assert!(!fast.client().is_evicted());
+        assert!(matches!(slow.read(), Read::Lagged));
+        // The slow client no longer holds the log back.
+        assert_eq!(read(&ch.log).entries.len(), 2);
+        drop(slow);
+        assert_eq!(hub.client_count(), 1);
+    }
+
+    #[test]
+    fn channels_without_subscribers_or_history_are_forgotten() {
+        let hub = new_hub(0, 1 << 20);
+        let s = sub(&hub, &["tmp-1", "tmp-2"], None);
+        assert_eq!(hub.channel_stats().len(), 2);
+        drop(s);
+        assert!(hub.channel_stats().is_empty());
     }
 
     #[test]
     fn history_is_bounded_without_subscribers() {
-        let hub = Hub::new(Retention {
-            history: 3,
-            max_buffered_bytes: 1 << 20,
-        });
+        let hub = new_hub(3, 1 << 20);
         for i in 0..10 {
-            hub.publish(bytes(&i.to_string()));
+            hub.publish(&[], &ev(&i.to_string()));
         }
-        assert_eq!(hub.len(), 3);
+        assert_eq!(hub.channel_stats()[0].history, 3);
     }
 
     #[test]
-    fn a_subscriber_past_its_byte_budget_is_lagged() {
-        let hub = Hub::new(Retention {
-            history: 2,
-            max_buffered_bytes: 10,
-        });
-        let mut slow = hub.subscribe();
-        let mut fast = hub.subscribe();
-        for _ in 0..3 {
-            hub.publish(bytes("12345"));
-            assert_eq!(events(fast.read()).len(), 1);
-        }
-        // 15 bytes behind with a 10-byte budget: the oldest entry is gone.
-        assert!(hub.is_lagging(&slow.position));
-        assert!(!hub.is_lagging(&fast.position));
-        assert!(matches!(slow.read(), Read::Lagged));
-        assert!(matches!(fast.read(), Read::Empty));
-    }
-
-    #[test]
-    fn a_subscriber_within_budget_loses_nothing() {
-        let hub = Hub::new(Retention {
-            history: 1,
-            max_buffered_bytes: 100,
-        });
-        let mut sub = hub.subscribe();
-        for i in 0..20 {
-            hub.publish(bytes(&format!("{i:04}")));
-        }
-        assert!(!hub.is_lagging(&sub.position));
-        let got = events(sub.read());
-        assert_eq!(got.len(), 20);
-        assert_eq!(got[19], bytes("0019"));
-    }
-
-    #[test]
-    fn reads_are_batched() {
-        let hub = Hub::new(Retention {
-            history: 10_000,
-            max_buffered_bytes: 1 << 20,
-        });
-        let mut sub = hub.subscribe();
-        for _ in 0..(MAX_BATCH_EVENTS + 5) {
-            hub.publish(bytes("x"));
-        }
-        assert_eq!(events(sub.read()).len(), MAX_BATCH_EVENTS);
-        assert_eq!(events(sub.read()).len(), 5);
-    }
-
-    #[test]
-    fn close_drains_then_ends_every_subscription_and_drop_detaches() {
-        let hub = Hub::new(Retention::default());
-        let mut sub = hub.subscribe();
-        assert_eq!(hub.subscriber_count(), 1);
-        hub.publish(bytes("last"));
+    fn close_drains_then_ends_and_disconnect_ends_one() {
+        let hub = new_hub(10, 1 << 20);
+        let mut a = sub(&hub, &[], None);
+        let mut b = sub(&hub, &[], None);
+        assert!(hub.disconnect(b.client().id()));
+        assert!(matches!(b.read(), Read::End));
+        assert_eq!(b.end_reason(), EndReason::Disconnected);
+        hub.publish(&[], &ev("last"));
         hub.close();
-        assert_eq!(events(sub.read()), vec![bytes("last")]);
-        assert!(matches!(sub.read(), Read::Closed));
-        drop(sub);
-        assert_eq!(hub.subscriber_count(), 0);
+        assert_eq!(texts(a.read()), ["last"]);
+        assert!(matches!(a.read(), Read::End));
+        assert_eq!(a.end_reason(), EndReason::Shutdown);
     }
 }

@@ -10,8 +10,13 @@
 pub mod binding;
 pub mod body;
 pub mod connection;
+pub mod cors;
 pub mod event;
+pub mod hooks;
 pub mod hub;
+pub mod io;
+pub mod limits;
+pub mod routes;
 pub mod server;
 pub mod static_files;
 pub mod stats;

@@ -7,20 +7,20 @@
 //! chunk, waits for connections to finish (bounded by a grace period, after
 //! which the stragglers are dropped) and only then resolves.
 
-use crate::body::ResponseBody;
-use crate::connection::Supervised;
-use crate::event::{encode_comment, retry_hint, Event};
-use crate::hub::{Hub, Position, Retention};
-use crate::static_files::{plain, StaticRoot};
+use crate::connection::{ConnState, Shutdown, Supervised};
+use crate::cors::Cors;
+use crate::event::{retry_hint, Event};
+use crate::hooks::Hooks;
+use crate::hub::{ChannelStats, Hub, Payload, Retention};
+use crate::io::CountingIo;
+use crate::limits::Limits;
+use crate::routes::route;
+use crate::static_files::StaticRoot;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::stream::EventStream;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use http::HeaderMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,24 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Pending-connection queue length passed to `listen(2)`.
     pub backlog: u32,
+    /// A comment written first on every stream (e.g. `ok`), after the retry hint.
+    pub first_comment: Option<String>,
+    /// Whether `?channel=a&channel=b` chooses a stream's channels.
+    pub channels_from_query: bool,
+    /// The application's hooks.
+    pub hooks: Hooks,
+    /// Cross-origin policy; `None` adds no CORS headers.
+    pub cors: Option<Cors>,
+    /// Most streams open at once (503 beyond).
+    pub max_connections: Option<u64>,
+    /// Most streams open at once from one address (429 beyond).
+    pub max_connections_per_ip: Option<u64>,
+    /// How long a client may take to send its first request head (408 after).
+    pub header_timeout: Option<Duration>,
+    /// Largest request head accepted (431 beyond); at least 8192.
+    pub max_header_bytes: usize,
+    /// Largest request body read for `on_request` (413 beyond).
+    pub max_body_bytes: usize,
 }
 
 impl Default for Config {
@@ -61,6 +79,15 @@ impl Default for Config {
             retention: Retention::default(),
             shutdown_grace: Duration::from_secs(5),
             backlog: 4096,
+            first_comment: None,
+            channels_from_query: false,
+            hooks: Hooks::default(),
+            cors: None,
+            max_connections: None,
+            max_connections_per_ip: None,
+            header_timeout: Some(Duration::from_secs(10)),
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -169,12 +196,13 @@ impl std::fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 /// State shared by the accept loop, every connection and the API.
-struct Shared {
-    config: Config,
-    hub: Arc<Hub>,
-    stats: Arc<Stats>,
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) limits: Arc<Limits>,
     /// The retry hint block, encoded once.
-    preamble: Option<bytes::Bytes>,
+    pub(crate) preamble: Option<bytes::Bytes>,
 }
 
 enum State {
@@ -201,6 +229,7 @@ impl Server {
         Server {
             shared: Arc::new(Shared {
                 preamble: config.retry.map(retry_hint),
+                limits: Limits::new(config.max_connections, config.max_connections_per_ip),
                 config,
                 hub,
                 stats: Arc::new(Stats::default()),
@@ -209,27 +238,61 @@ impl Server {
         }
     }
 
-    /// Encodes `event` once and hands it to the hub. Costs O(1) in the number
-    /// of clients; returns the event's sequence number.
-    pub fn send(&self, event: &Event) -> Result<u64, SendError> {
-        self.publish(event.encode(), false)
+    /// Publishes `event` to `channels` (the default channel when empty). It is
+    /// encoded once; the cost does not depend on the number of clients.
+    /// Returns the event's global sequence number.
+    pub fn send(&self, event: &Event, channels: &[&str]) -> Result<u64, SendError> {
+        self.check_open()?;
+        self.shared.stats.event_accepted();
+        Ok(self
+            .shared
+            .hub
+            .publish(channels, &Payload::Event(event.clone())))
     }
 
-    /// Sends a comment (one `:` line per line of text) to every stream.
-    pub fn comment(&self, text: &str) -> Result<u64, SendError> {
-        self.publish(encode_comment(text), true)
+    /// Sends a comment (one `:` line per line of text) to `channels`.
+    pub fn comment(&self, text: &str, channels: &[&str]) -> Result<u64, SendError> {
+        self.check_open()?;
+        self.shared.stats.comment_accepted();
+        Ok(self
+            .shared
+            .hub
+            .publish(channels, &Payload::Comment(text.to_owned())))
     }
 
-    fn publish(&self, bytes: bytes::Bytes, comment: bool) -> Result<u64, SendError> {
+    /// Sends `event` to one client only. `Ok(false)` when it is not connected.
+    pub fn send_to(&self, client_id: u64, event: &Event) -> Result<bool, SendError> {
+        self.check_open()?;
+        let sent = self
+            .shared
+            .hub
+            .send_to(client_id, &Payload::Event(event.clone()));
+        if sent {
+            self.shared.stats.event_accepted();
+        }
+        Ok(sent)
+    }
+
+    /// Ends one client's stream cleanly. False when it is not connected.
+    pub fn disconnect(&self, client_id: u64) -> bool {
+        self.shared.hub.disconnect(client_id)
+    }
+
+    /// The automatic id an event with this sequence number carries.
+    pub fn auto_id(&self, gseq: u64) -> String {
+        self.shared.hub.auto_id(gseq)
+    }
+
+    /// Subscribers and history per channel.
+    pub fn channel_stats(&self) -> Vec<ChannelStats> {
+        self.shared.hub.channel_stats()
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
         if self.shared.hub.is_closed() || matches!(*self.lock_state(), State::Closed) {
             return Err(SendError::Closed);
         }
-        if comment {
-            self.shared.stats.comment_accepted();
-        } else {
-            self.shared.stats.event_accepted();
-        }
-        Ok(self.shared.hub.publish(bytes))
+        Ok(())
     }
 
     /// The counters right now.
@@ -384,38 +447,45 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 
 /// Accepts until told to stop, then shuts every connection down gracefully.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
-    let graceful = GracefulShutdown::new();
+    let shutdown = Arc::new(Shutdown::default());
     let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
+        .keep_alive(true)
+        .max_buf_size(shared.config.max_header_bytes.max(8192));
+    // Later request heads on a kept-alive connection get hyper's own timer;
+    // the first one is the supervisor's, which answers 408.
+    match shared.config.header_timeout {
+        Some(t) => builder.header_read_timeout(t + t / 2),
+        None => builder.header_read_timeout(None),
+    };
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => {
+                Ok((socket, peer)) => {
                     // Events are small and latency matters more than packet count.
                     let _ = socket.set_nodelay(true);
-                    let position = Arc::new(Position::default());
+                    let socket = Arc::new(socket);
+                    let state = Arc::new(ConnState::default());
+                    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.written));
                     let service = {
-                        let (shared, position) = (Arc::clone(&shared), Arc::clone(&position));
-                        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&position)))
+                        let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
+                        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
                     };
-                    let conn = builder.serve_connection(TokioIo::new(socket), service);
-                    let conn = Supervised::new(
-                        graceful.watch(conn),
-                        Arc::clone(&shared.hub),
-                        position,
-                        Arc::clone(&shared.stats),
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    let supervised = Supervised::new(
+                        conn,
+                        state,
+                        Arc::clone(&shutdown),
+                        socket,
+                        shared.config.header_timeout,
+                        shared.config.shutdown_grace,
                     );
-                    connections.spawn(async move {
-                        // A connection error (reset, eviction) only ends that connection.
-                        let _ = conn.await;
-                    });
+                    connections.spawn(supervised);
                 }
                 Err(e) => {
                     // Out of file descriptors or a transient network error:
@@ -429,9 +499,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
     }
     drop(listener);
     shared.hub.close();
-    let grace = shared.config.shutdown_grace;
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
-    connections.shutdown().await;
+    shutdown.start();
+    // Each connection closes itself within the grace period; this is the backstop.
+    let grace = shared.config.shutdown_grace + Duration::from_secs(1);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        connections.shutdown().await;
+    }
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
@@ -441,72 +515,4 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
-}
-
-/// Sends each request where it belongs: stream paths first, then static files,
-/// then 404.
-async fn route(
-    req: Request<Incoming>,
-    shared: Arc<Shared>,
-    position: Arc<Position>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let path = req.uri().path();
-    if shared.config.paths.iter().any(|p| p == path) {
-        return Ok(match *req.method() {
-            Method::GET => open_stream(&req, &shared, Some(position)),
-            Method::HEAD => open_stream(&req, &shared, None),
-            _ => method_not_allowed(),
-        });
-    }
-    if let Some(root) = &shared.config.static_root {
-        return Ok(match *req.method() {
-            Method::GET | Method::HEAD => {
-                root.serve(req.method(), path, req.uri().query(), req.headers())
-                    .await
-            }
-            _ => method_not_allowed(),
-        });
-    }
-    Ok(plain(StatusCode::NOT_FOUND, "not found\n"))
-}
-
-fn method_not_allowed() -> Response<ResponseBody> {
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    response
-}
-
-/// The response head of an event stream, and (for GET, which passes the
-/// connection's `position`) the stream itself.
-fn open_stream(
-    req: &Request<Incoming>,
-    shared: &Shared,
-    position: Option<Arc<Position>>,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::Empty);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if req.version() == Version::HTTP_11 {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    }
-    for (name, value) in &shared.config.headers {
-        headers.insert(name, value.clone());
-    }
-    if let Some(position) = position {
-        let stream = EventStream::new(
-            shared.hub.subscribe_with(position),
-            shared.preamble.clone(),
-            shared.config.keep_alive,
-            Arc::clone(&shared.stats),
-        );
-        *response.body_mut() = ResponseBody::Events(Box::pin(stream));
-    }
-    response
 }

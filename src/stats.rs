@@ -13,6 +13,7 @@ pub struct Stats {
     deliveries: AtomicU64,
     bytes_sent: AtomicU64,
     evicted: AtomicU64,
+    denied: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -33,6 +34,8 @@ pub struct StatsSnapshot {
     pub bytes_sent: u64,
     /// Streams closed because the client fell too far behind.
     pub evicted: u64,
+    /// Stream requests refused (connect hook, CORS, connection limits).
+    pub denied: u64,
 }
 
 impl Stats {
@@ -47,6 +50,7 @@ impl Stats {
             deliveries: get(&self.deliveries),
             bytes_sent: get(&self.bytes_sent),
             evicted: get(&self.evicted),
+            denied: get(&self.denied),
         }
     }
 
@@ -77,6 +81,10 @@ impl Stats {
 
     pub(crate) fn evicted(&self) {
         self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
     }
 }
 

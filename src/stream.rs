@@ -2,24 +2,24 @@
 //! into HTTP body frames, with heartbeats while the stream is idle.
 //!
 //! The body is polled by the connection's own task, so an idle client costs
-//! no task, thread or timer of its own beyond a `Notify` registration and, when
+//! no task, thread or timer of its own beyond one waker slot and, when
 //! heartbeats are on, one timer entry. When woken it takes everything queued
-//! for it at once (see [`crate::hub::Subscriber::read`]), and hyper writes that
+//! for it at once (see [`crate::hub::Subscriber::read`]) and hyper writes that
 //! in one go.
 
 use crate::body::{BoxError, Chunks};
+use crate::connection::ConnState;
 use crate::event::heartbeat;
-use crate::hub::{Read, Subscriber};
+use crate::hub::{EndReason, Read, Subscriber};
+use crate::limits::Permit;
 use crate::stats::{OpenStream, Stats};
 use bytes::Bytes;
 use http_body::Frame;
-use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
 /// The error a stream ends with when its client fell further behind than its
@@ -36,18 +36,20 @@ impl std::fmt::Display for SlowClient {
 
 impl std::error::Error for SlowClient {}
 
-pin_project! {
-    /// The body of one `text/event-stream` response.
-    pub struct EventStream {
-        subscriber: Subscriber,
-        preamble: Option<Bytes>,
-        stats: Arc<Stats>,
-        // Counts the stream as open in the stats until it is dropped.
-        _open: OpenStream,
-        heartbeat: Option<Heartbeat>,
-        #[pin]
-        notified: OwnedNotified,
-    }
+/// Called once when a stream ends, with the reason.
+pub type OnEnd = Box<dyn FnOnce(EndReason) + Send>;
+
+/// The body of one `text/event-stream` response.
+pub struct EventStream {
+    subscriber: Subscriber,
+    preamble: Option<Bytes>,
+    stats: Arc<Stats>,
+    heartbeat: Option<Heartbeat>,
+    on_end: Option<OnEnd>,
+    conn: Arc<ConnState>,
+    // Held for the stream's lifetime: counted as open, and a limit slot.
+    _open: OpenStream,
+    _permit: Option<Permit>,
 }
 
 /// A timer that only fires after a stream has been silent for a whole
@@ -58,16 +60,25 @@ struct Heartbeat {
     sleep: Pin<Box<Sleep>>,
 }
 
+/// Bytes hyper adds around a chunk of `len` bytes: hex size, CRLF, CRLF.
+fn chunk_overhead(len: usize) -> u64 {
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+    u64::from(digits) + 4
+}
+
 impl EventStream {
-    /// A stream reading `subscriber`. `preamble` (a retry hint) is written
-    /// first; `keep_alive` is the heartbeat interval, `None` for none.
+    /// A stream reading `subscriber`. `preamble` (retry hint, first comment)
+    /// is written first; `keep_alive` is the heartbeat interval; `on_end` is
+    /// told why the stream ended.
     pub fn new(
         subscriber: Subscriber,
         preamble: Option<Bytes>,
         keep_alive: Option<Duration>,
         stats: Arc<Stats>,
+        permit: Option<Permit>,
+        on_end: Option<OnEnd>,
+        conn: Arc<ConnState>,
     ) -> Self {
-        let notified = subscriber.hub().waker().notified_owned();
         let heartbeat = keep_alive.map(|interval| {
             let now = Instant::now();
             Heartbeat {
@@ -78,54 +89,68 @@ impl EventStream {
         });
         EventStream {
             _open: stats.stream_opened(),
+            _permit: permit,
             subscriber,
             preamble,
             stats,
             heartbeat,
-            notified,
+            on_end,
+            conn,
         }
     }
 
+    fn frame(&mut self, parts: Vec<Bytes>, events: u64) -> Frame<Chunks> {
+        let bytes: usize = parts.iter().map(Bytes::len).sum();
+        self.subscriber
+            .client()
+            .handed(bytes as u64 + chunk_overhead(bytes));
+        if events > 0 {
+            self.stats.delivered(events, bytes as u64);
+        } else {
+            self.stats.wrote(bytes as u64);
+        }
+        if let Some(hb) = self.heartbeat.as_mut() {
+            hb.last_write = Instant::now();
+        }
+        Frame::data(Chunks::many(parts))
+    }
+
     /// Yields the next frame: the preamble, then batches of events as they are
-    /// published, heartbeats in the silences, and the end once the hub closes.
+    /// published, heartbeats in the silences, and the end when the server
+    /// closes or disconnects this client.
     pub fn poll_frame(
-        self: Pin<&mut Self>,
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Chunks>, BoxError>>> {
-        let mut this = self.project();
-        if let Some(preamble) = this.preamble.take() {
-            this.stats.wrote(preamble.len() as u64);
-            return Poll::Ready(Some(Ok(Frame::data(Chunks::one(preamble)))));
+        if let Some(preamble) = self.preamble.take() {
+            return Poll::Ready(Some(Ok(self.frame(vec![preamble], 0))));
         }
-        loop {
-            // Register for the next wake-up *before* looking at the log, so an
-            // event published in between cannot be missed.
-            this.notified.as_mut().enable();
-            match this.subscriber.read() {
-                Read::Events(batch) => {
-                    let bytes: usize = batch.iter().map(Bytes::len).sum();
-                    this.stats.delivered(batch.len() as u64, bytes as u64);
-                    if let Some(hb) = this.heartbeat.as_mut() {
-                        hb.last_write = Instant::now();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(Chunks::many(batch)))));
-                }
-                Read::Closed => return Poll::Ready(None),
-                Read::Lagged => {
-                    if this.subscriber.position().mark_evicted() {
-                        this.stats.evicted();
-                    }
-                    return Poll::Ready(Some(Err(Box::new(SlowClient))));
-                }
-                Read::Empty => {}
+        // Register before reading, so a publish in between still wakes us.
+        self.subscriber.client().register(cx.waker());
+        match self.subscriber.read() {
+            Read::Events(batch) => {
+                let n = batch.len() as u64;
+                return Poll::Ready(Some(Ok(self.frame(batch, n))));
             }
-            if this.notified.as_mut().poll(cx).is_pending() {
-                break;
+            Read::End => {
+                if self.subscriber.end_reason() == EndReason::Disconnected {
+                    // The server ended this client's stream: close the
+                    // connection after the final chunk instead of keeping it
+                    // alive, and get the supervisor polled to act on it.
+                    self.conn
+                        .close_after_response
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    cx.waker().wake_by_ref();
+                }
+                return Poll::Ready(None);
             }
-            let fresh = this.subscriber.hub().waker().notified_owned();
-            this.notified.set(fresh);
+            Read::Lagged => {
+                self.subscriber.client().evict();
+                return Poll::Ready(Some(Err(Box::new(SlowClient))));
+            }
+            Read::Empty => {}
         }
-        let Some(hb) = this.heartbeat.as_mut() else {
+        let Some(hb) = self.heartbeat.as_mut() else {
             return Poll::Pending;
         };
         loop {
@@ -140,11 +165,33 @@ impl EventStream {
                 hb.sleep.as_mut().reset(due);
                 continue;
             }
-            hb.last_write = now;
             hb.sleep.as_mut().reset(now + hb.interval);
-            let beat = heartbeat();
-            this.stats.wrote(beat.len() as u64);
-            return Poll::Ready(Some(Ok(Frame::data(Chunks::one(beat)))));
+            return Poll::Ready(Some(Ok(self.frame(vec![heartbeat()], 0))));
         }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let reason = self.subscriber.end_reason();
+        if reason == EndReason::Slow {
+            self.stats.evicted();
+        }
+        if let Some(on_end) = self.on_end.take() {
+            on_end(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_overhead;
+
+    #[test]
+    fn chunk_overhead_counts_hex_digits_and_two_crlfs() {
+        assert_eq!(chunk_overhead(0), 5);
+        assert_eq!(chunk_overhead(15), 5);
+        assert_eq!(chunk_overhead(16), 6);
+        assert_eq!(chunk_overhead(0x1_0000), 9);
     }
 }

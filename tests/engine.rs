@@ -18,9 +18,14 @@ async fn start(config: Config) -> (Arc<Server>, SocketAddr) {
     (server, addr)
 }
 
+/// Heartbeats and automatic ids off, so bodies can be compared byte for byte.
 fn config() -> Config {
     Config {
         keep_alive: None,
+        retention: Retention {
+            history: 0,
+            ..Retention::default()
+        },
         ..Config::default()
     }
 }
@@ -161,13 +166,13 @@ async fn events_arrive_byte_exact_in_send_order() {
     let mut c = Client::get(addr, "/events?x=1").await;
     c.read_until(b"retry: 3000\n\n").await;
     wait_for("subscriber", || server.stats().connections == 1).await;
-    server.send(&Event::message("12:00:00")).unwrap();
-    server.comment("'这是注释！'").unwrap();
+    server.send(&Event::message("12:00:00"), &[]).unwrap();
+    server.comment("'这是注释！'", &[]).unwrap();
     let named = Event::message("2026/11/26 12:00:00")
         .event("myEvent")
         .unwrap();
-    server.send(&named).unwrap();
-    server.send(&Event::message("a\nb\r\nc\rd")).unwrap();
+    server.send(&named, &[]).unwrap();
+    server.send(&Event::message("a\nb\r\nc\rd"), &[]).unwrap();
     c.read_until(b"data: d\n\n").await;
     let expected = "retry: 3000\n\n\
         data: 12:00:00\n\n\
@@ -188,7 +193,7 @@ async fn several_paths_each_open_a_stream() {
     let mut a = Client::get(addr, "/a").await;
     let mut b = Client::get(addr, "/b").await;
     wait_for("two subscribers", || server.stats().connections == 2).await;
-    server.send(&Event::message("both")).unwrap();
+    server.send(&Event::message("both"), &[]).unwrap();
     a.read_until(b"data: both\n\n").await;
     b.read_until(b"data: both\n\n").await;
     server.close().await;
@@ -206,7 +211,7 @@ async fn heartbeats_fill_only_silence() {
     wait_for("subscriber", || server.stats().connections == 1).await;
     // Busy for ~900 ms: an event every 100 ms leaves no room for a heartbeat.
     for i in 0..9 {
-        server.send(&Event::message(i.to_string())).unwrap();
+        server.send(&Event::message(i.to_string()), &[]).unwrap();
         sleep(Duration::from_millis(100)).await;
     }
     c.read_until(b"data: 8\n\n").await;
@@ -274,7 +279,7 @@ async fn close_writes_pending_events_then_the_terminating_chunk() {
     let mut c = Client::get(addr, "/events").await;
     c.read_until(b"\r\n\r\n").await;
     wait_for("subscriber", || server.stats().connections == 1).await;
-    server.send(&Event::message("last words")).unwrap();
+    server.send(&Event::message("last words"), &[]).unwrap();
     server.close().await;
     c.read_to_end().await;
     assert!(
@@ -283,7 +288,7 @@ async fn close_writes_pending_events_then_the_terminating_chunk() {
         String::from_utf8_lossy(&c.raw)
     );
     assert_eq!(c.body(), b"data: last words\n\n");
-    assert!(server.send(&Event::message("late")).is_err());
+    assert!(server.send(&Event::message("late"), &[]).is_err());
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "still accepting after close"
@@ -302,7 +307,7 @@ async fn close_does_not_wait_forever_for_a_client_that_does_not_read() {
     wait_for("subscriber", || server.stats().connections == 1).await;
     let big = "x".repeat(64 * 1024);
     for _ in 0..12 {
-        server.send(&Event::message(big.as_str())).unwrap();
+        server.send(&Event::message(big.as_str()), &[]).unwrap();
     }
     let started = Instant::now();
     timeout(Duration::from_secs(5), server.close())
@@ -316,7 +321,7 @@ async fn close_does_not_wait_forever_for_a_client_that_does_not_read() {
 async fn a_stalled_client_is_evicted_and_fast_ones_get_everything() {
     let (server, addr) = start(Config {
         retention: Retention {
-            history: 10,
+            history: 0,
             max_buffered_bytes: 256 * 1024,
         },
         ..config()
@@ -330,7 +335,7 @@ async fn a_stalled_client_is_evicted_and_fast_ones_get_everything() {
     let mut read = 0usize;
     for i in 0..400 {
         server
-            .send(&Event::message(format!("{i} {payload}")))
+            .send(&Event::message(format!("{i} {payload}")), &[])
             .unwrap();
         // The fast client keeps up.
         let mut buf = vec![0u8; 1 << 20];
@@ -366,7 +371,10 @@ async fn many_clients_get_every_event_in_order() {
     wait_for("200 streams", || server.stats().connections == 200).await;
     for i in 0..100 {
         server
-            .send(&Event::message(i.to_string()).id(i.to_string()).unwrap())
+            .send(
+                &Event::message(i.to_string()).id(i.to_string()).unwrap(),
+                &[],
+            )
             .unwrap();
     }
     let expected: String = (0..100)

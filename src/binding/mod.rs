@@ -1,0 +1,596 @@
+//! The JavaScript API: `createServer(options)` and the `Server` class.
+//!
+//! This is the only N-API-aware module. It converts and validates JavaScript
+//! values (throwing a `TypeError` or `RangeError` that names the field, before
+//! anything is sent), calls into the engine, and maps engine errors to the
+//! errors Node users expect (`listen()` rejects with `err.code ===
+//! 'EADDRINUSE'` and friends).
+//!
+//! Every entry point is built with `catch_unwind`, so a Rust panic surfaces as
+//! a JavaScript exception instead of aborting Node.
+//!
+//! Keeping Node alive: a listening server holds a strong threadsafe function,
+//! which is what keeps Node's event loop running (tokio's threads do not);
+//! `unref()` weakens it and `close()` releases it, so the process can exit.
+//! It also holds a reference to its own JavaScript object while listening, so a
+//! server nobody references is not garbage-collected mid-stream, as with
+//! `http.Server`.
+
+mod convert;
+mod hooks;
+mod options;
+
+use crate::hub::DEFAULT_CHANNEL;
+use crate::server::ListenError;
+use convert::{is_nullish, throw, throw_code, Bad, Res};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, JsValue};
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use hooks::{HttpRequest, StreamClient};
+
+/// Options for {@link createServer}. Every field is optional.
+#[napi(object, object_to_js = false)]
+pub struct ServerOptions {
+    /// The request path(s) that open an event stream, e.g. `'/sendMessage'`.
+    /// Matched exactly, query string ignored. Default `'/events'`.
+    #[napi(ts_type = "string | string[]")]
+    pub path: Option<Unknown<'static>>,
+    /// A directory served for every other GET/HEAD request (`/` serves
+    /// `index.html`). Requests can never read outside it; dotfiles are not served.
+    /// Without it, other paths answer 404.
+    #[napi(js_name = "static")]
+    pub static_dir: Option<String>,
+    /// Milliseconds of silence after which a stream gets a `:` heartbeat
+    /// comment, so proxies and load balancers do not drop idle streams.
+    /// Default 15000; 0 turns heartbeats off.
+    pub keep_alive: Option<f64>,
+    /// Reconnection delay (ms) sent as `retry:` when each stream opens; the
+    /// browser waits this long before reconnecting. Default: not sent.
+    pub retry: Option<f64>,
+    /// Extra response headers for event streams. Headers that would break the
+    /// stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
+    /// `Connection`, …) are refused.
+    #[napi(ts_type = "Record<string, string>")]
+    pub headers: Option<Unknown<'static>>,
+    /// Events kept per channel for `Last-Event-ID` replay. Default 1000.
+    /// With history on, events sent without an `id` get an automatic one;
+    /// 0 turns history and automatic ids off.
+    pub history: Option<f64>,
+    /// A stream's byte budget: bytes queued for one client and not yet
+    /// written to its socket. A client over it is disconnected (reason
+    /// `'slow'`) and can resume from history with `Last-Event-ID`.
+    /// Default 1048576 (1 MiB).
+    pub max_buffered_bytes: Option<f64>,
+    /// Let clients pick channels with repeated `?channel=` query parameters
+    /// (when `onConnect` does not choose them). Default false.
+    pub channels_from_query: Option<bool>,
+    /// A comment written first on every stream, e.g. `'ok'` (sent as `: ok`).
+    pub first_comment: Option<String>,
+    /// Decides whether a stream opens. Gets the request (with `id`,
+    /// `lastEventId`, `lastEventIdStale`); returns (or resolves to) `true` or
+    /// `undefined` (accept, default channel), `{ channels, headers }` (accept),
+    /// or `false` / `{ status, body?, headers? }` (deny, e.g. 401, 403, 204 to
+    /// stop the browser reconnecting, 429). A throw or rejection answers 500
+    /// and is reported to `onError`.
+    #[napi(ts_type = "(request: StreamClient) => ConnectResult | Promise<ConnectResult>")]
+    pub on_connect: Option<Unknown<'static>>,
+    /// Told when a stream has opened.
+    #[napi(ts_type = "(client: StreamClient) => void")]
+    pub on_connection: Option<Unknown<'static>>,
+    /// Told when a stream has ended, and why: `'closed'` (the client left),
+    /// `'slow'` (over its byte budget), `'disconnected'` (`disconnect(id)`),
+    /// `'shutdown'` (`close()`), or `'denied'` (refused by `onConnect`,
+    /// CORS or a connection limit; `onConnection` never ran for it).
+    #[napi(
+        ts_type = "(client: StreamClient, reason: 'closed' | 'slow' | 'disconnected' | 'shutdown' | 'denied') => void"
+    )]
+    pub on_disconnect: Option<Unknown<'static>>,
+    /// Handles requests that are not streams, before static files: returns
+    /// (or resolves to) `{ status?, headers?, body? }`, or `undefined` to fall
+    /// through to static files / 404. `body` may be a string, a Buffer or any
+    /// value (sent as JSON).
+    #[napi(
+        ts_type = "(request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>"
+    )]
+    pub on_request: Option<Unknown<'static>>,
+    /// Receives errors thrown by your hooks, with where they happened
+    /// (`'onConnect'`, `'onRequest'`, `'cors.origin'`). Without it they go to
+    /// `console.error`.
+    #[napi(ts_type = "(error: Error, where: string) => void")]
+    pub on_error: Option<Unknown<'static>>,
+    /// Cross-origin access for streams and routes. `origin`: `'*'` (default),
+    /// an origin, a list of origins, or a function `(origin) => boolean`
+    /// (may be async). `credentials: true` allows cookies
+    /// (`new EventSource(url, { withCredentials: true })`); the origin is
+    /// then echoed, never `*`. `maxAge`: preflight cache seconds (600).
+    #[napi(
+        ts_type = "{ origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }"
+    )]
+    pub cors: Option<Unknown<'static>>,
+    /// Most streams open at once; beyond it new streams get 503.
+    pub max_connections: Option<f64>,
+    /// Most streams open at once from one IP address; beyond it 429.
+    pub max_connections_per_ip: Option<f64>,
+    /// Milliseconds a client may take to send its request head; then 408
+    /// and the connection is closed (slowloris). Default 10000; 0 = off.
+    pub header_timeout: Option<f64>,
+    /// Largest request head in bytes (431 beyond). Default 16384, minimum 8192.
+    pub max_header_bytes: Option<f64>,
+    /// Largest request body read for `onRequest` (413 beyond). Default 1048576.
+    pub max_body_bytes: Option<f64>,
+}
+
+/// What `onConnect` may return.
+#[napi(object, object_to_js = false)]
+pub struct ConnectResult {
+    /// Channels this stream reads (accept).
+    #[napi(ts_type = "string | string[]")]
+    pub channels: Option<Unknown<'static>>,
+    /// Extra response headers for this stream (accept or deny).
+    #[napi(ts_type = "Record<string, string>")]
+    pub headers: Option<Unknown<'static>>,
+    /// Deny with this HTTP status (e.g. 401, 403, 204, 429).
+    pub status: Option<f64>,
+    /// The body of a denial: string, Buffer or JSON value.
+    #[napi(ts_type = "string | Buffer | unknown")]
+    pub body: Option<Unknown<'static>>,
+}
+
+/// What `onRequest` may return.
+#[napi(object, object_to_js = false)]
+pub struct HttpReply {
+    /// The status, default 200.
+    pub status: Option<f64>,
+    /// Response headers (`Content-Length` is set for you).
+    #[napi(ts_type = "Record<string, string>")]
+    pub headers: Option<Unknown<'static>>,
+    /// A string (text/plain), a Buffer (application/octet-stream) or any
+    /// other value (application/json) unless `Content-Type` is given.
+    #[napi(ts_type = "string | Buffer | unknown")]
+    pub body: Option<Unknown<'static>>,
+}
+
+/// An event for {@link Server.send}.
+#[napi(object, object_to_js = false)]
+pub struct SseEvent {
+    /// The payload. A string is sent as is (one `data:` line per line), a
+    /// Buffer must hold UTF-8, and any other value is sent as its
+    /// `JSON.stringify` text. May be omitted only when `id` or `retry` is set.
+    #[napi(ts_type = "string | Buffer | unknown")]
+    pub data: Option<Unknown<'static>>,
+    /// The event type: the browser dispatches it to
+    /// `addEventListener(event)` instead of `onmessage`. No CR or LF.
+    pub event: Option<String>,
+    /// The event id, stored by the browser and sent back as `Last-Event-ID`
+    /// when it reconnects. `''` resets it. No CR, LF or NUL. Without it (and
+    /// with history on) the server assigns one.
+    #[napi(ts_type = "string | number")]
+    pub id: Option<Unknown<'static>>,
+    /// Reconnection delay in milliseconds for this client from now on.
+    pub retry: Option<f64>,
+}
+
+/// Where {@link Server.send} delivers.
+#[napi(object, object_to_js = false)]
+pub struct SendOptions {
+    /// The channel or channels; default `'default'`, the channel every
+    /// stream reads unless `onConnect` or the query chose others.
+    #[napi(ts_type = "string | string[]")]
+    pub channel: Option<Unknown<'static>>,
+}
+
+/// Where a server listens, as resolved by {@link Server.listen}.
+#[napi(object)]
+pub struct ListenAddress {
+    /// The bound port (the real one when 0 was asked for).
+    pub port: u32,
+    /// The bound address, e.g. `'127.0.0.1'` or `'::'`.
+    pub host: String,
+    /// `'IPv4'` or `'IPv6'`.
+    pub family: String,
+}
+
+/// One channel's figures in {@link ServerStats}.
+#[napi(object)]
+pub struct ChannelStats {
+    /// Streams reading the channel now.
+    pub subscribers: i64,
+    /// Events in its history now.
+    pub history: i64,
+}
+
+/// A snapshot of a server's counters, from {@link Server.stats}.
+#[napi(object)]
+pub struct ServerStats {
+    /// Event streams open right now.
+    pub connections: i64,
+    /// Event streams opened since the server started.
+    pub total_connections: i64,
+    /// Events accepted by `send()`/`sendTo()`, each counted once however many
+    /// clients get it.
+    pub events_sent: i64,
+    /// Comments accepted by `comment()`.
+    pub comments_sent: i64,
+    /// Events and comments handed to client connections, one per client.
+    pub deliveries: i64,
+    /// Stream bytes handed to client connections, summed over all clients
+    /// (events, comments, heartbeats, retry hints; not HTTP framing).
+    pub bytes_sent: i64,
+    /// Streams closed because their client fell over its byte budget.
+    pub evicted: i64,
+    /// Stream requests refused by `onConnect`, CORS or a connection limit.
+    pub denied: i64,
+    /// Per channel: subscribers and history size.
+    pub channels: HashMap<String, ChannelStats>,
+}
+
+type KeepAlive = ThreadsafeFunction<(), (), (), Status, false>;
+
+/// A Server-Sent Events server. Create one with {@link createServer}.
+#[napi]
+pub struct Server {
+    engine: Arc<crate::server::Server>,
+    /// What this server holds on Node's side; shared with the callback that
+    /// settles `listen()`, which lets go of it when binding fails.
+    hold: Arc<Mutex<ProcessHold>>,
+}
+
+/// What a listening server holds on to in Node (see the module docs). Only
+/// ever touched on the JavaScript thread.
+#[derive(Default)]
+struct ProcessHold {
+    /// The strong handle that keeps Node's event loop alive.
+    keep_alive: Option<KeepAlive>,
+    /// `unref()` was called (and `ref()` not since).
+    unreferenced: bool,
+    /// `listen()` was called and neither failed nor was followed by `close()`.
+    listening: bool,
+    /// Our own JS object, pinned while listening.
+    this_ref: Option<ObjectRef<false>>,
+}
+
+impl ProcessHold {
+    /// Takes the keep-alive handle when listening and referenced and not
+    /// holding one already.
+    fn sync(&mut self, env: &Env) -> Result<()> {
+        if !self.listening || self.unreferenced {
+            // Dropping the strong handle releases Node's event loop.
+            self.keep_alive = None;
+            return Ok(());
+        }
+        if self.keep_alive.is_none() {
+            let noop =
+                env.create_function_from_closure::<(), (), _>("hyperSseKeepAlive", |_| Ok(()))?;
+            let tsfn: KeepAlive = noop
+                .build_threadsafe_function::<()>()
+                .callee_handled::<false>()
+                .build()?;
+            self.keep_alive = Some(tsfn);
+        }
+        Ok(())
+    }
+
+    /// Lets go of everything: the process may exit, the object may be collected.
+    fn release(&mut self, env: &Env) -> Result<()> {
+        self.listening = false;
+        self.keep_alive = None;
+        if let Some(r) = self.this_ref.take() {
+            r.unref(env)?;
+        }
+        Ok(())
+    }
+}
+
+fn lock(hold: &Mutex<ProcessHold>) -> std::sync::MutexGuard<'_, ProcessHold> {
+    hold.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates a server. Nothing is bound until {@link Server.listen}; events sent
+/// before that go to the history (and are replayed to clients that ask).
+///
+/// ```js
+/// const server = createServer({ path: '/sendMessage', static: './public' })
+/// const { port } = await server.listen(3000, '127.0.0.1')
+/// setInterval(() => server.send(new Date().toLocaleTimeString()), 1000)
+/// ```
+///
+/// Throws a `TypeError` or `RangeError` naming the option when an option is
+/// unknown or has the wrong type or value.
+#[napi(catch_unwind, ts_args_type = "options?: ServerOptions")]
+pub fn create_server(env: &Env, options: Option<Unknown>) -> Result<Server> {
+    let config = options::parse(env, options).map_err(|b| throw(env, b))?;
+    Ok(Server {
+        engine: Arc::new(crate::server::Server::new(config)),
+        hold: Arc::default(),
+    })
+}
+
+#[napi]
+impl Server {
+    /// Starts listening on `port` (0 or omitted: any free port) and `host`
+    /// (omitted: every interface). Resolves with the bound address. Rejects
+    /// with an `Error` carrying Node's `code` (`'EADDRINUSE'`, `'EACCES'`,
+    /// `'ENOTFOUND'`, …) and `syscall`, `address`, `port`.
+    ///
+    /// While listening the server keeps the process alive, like `http.Server`,
+    /// unless {@link Server.unref} was called.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "port?: number, host?: string",
+        ts_return_type = "Promise<ListenAddress>"
+    )]
+    pub fn listen<'env>(
+        &mut self,
+        env: &'env Env,
+        this: This<'env>,
+        port: Option<Unknown>,
+        host: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, ListenAddress>> {
+        let port = parse_port(port).map_err(|b| throw(env, b))?;
+        let host = match host {
+            None => None,
+            Some(v) if is_nullish(&v)? => None,
+            Some(v) => Some(convert::string(v, "listen(): host").map_err(|b| throw(env, b))?),
+        };
+        if self.engine.is_closed() {
+            return Err(throw_code(
+                env,
+                "ERR_SERVER_CLOSED",
+                "listen(): the server is closed",
+            ));
+        }
+        {
+            let mut hold = lock(&self.hold);
+            hold.listening = true;
+            hold.sync(env)?;
+            if hold.this_ref.is_none() {
+                hold.this_ref = Some(this.create_ref()?);
+            }
+        }
+        let engine = Arc::clone(&self.engine);
+        let hold = Arc::clone(&self.hold);
+        env.spawn_future_with_callback(
+            async move { Ok(engine.listen(port, host.as_deref()).await) },
+            move |env, bound: std::result::Result<SocketAddr, ListenError>| match bound {
+                Ok(addr) => Ok(ListenAddress {
+                    port: u32::from(addr.port()),
+                    host: addr.ip().to_string(),
+                    family: if addr.is_ipv4() { "IPv4" } else { "IPv6" }.to_owned(),
+                }),
+                Err(e) => {
+                    // Nothing is listening: stop keeping the process alive.
+                    lock(&hold).release(env)?;
+                    Err(listen_error(env, &e))
+                }
+            },
+        )
+    }
+
+    /// Sends an event to every stream reading its channel (the default
+    /// channel unless `{ channel }` says otherwise; a list sends it once to
+    /// each stream reading any of them). A string is the data of an unnamed
+    /// event (the browser's `onmessage`); an object may also name the event,
+    /// set its id or a retry delay. The event is encoded once and shared by
+    /// every client; the call's cost does not depend on how many clients
+    /// there are.
+    ///
+    /// ```js
+    /// server.send(new Date().toLocaleTimeString())
+    /// server.send({ event: 'price', data: { price: 42 } }, { channel: 'ticker' })
+    /// ```
+    ///
+    /// Throws (and sends nothing) on bad input: a `TypeError` for a wrong type,
+    /// CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8, an
+    /// unknown field; a `RangeError` for a negative, fractional or huge
+    /// `retry`. Throws an `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "event: string | Buffer | SseEvent, options?: SendOptions"
+    )]
+    pub fn send(&self, env: &Env, event: Unknown, options: Option<Unknown>) -> Result<()> {
+        let (event, channels) = (|| -> Res<_> {
+            let event = convert::event(env, event, "send()")?;
+            Ok((event, send_channels(options, "send()")?))
+        })()
+        .map_err(|b| throw(env, b))?;
+        let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+        self.engine
+            .send(&event, &names)
+            .map(|_| ())
+            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("send(): {e}")))
+    }
+
+    /// Sends a comment: one `:` line per line of `text`, to the default
+    /// channel or `{ channel }`. Browsers ignore comments; they show up in
+    /// the network inspector.
+    #[napi(catch_unwind, ts_args_type = "text: string, options?: SendOptions")]
+    pub fn comment(&self, env: &Env, text: Unknown, options: Option<Unknown>) -> Result<()> {
+        let (text, channels) = (|| -> Res<_> {
+            Ok((
+                convert::string(text, "comment(): text")?,
+                send_channels(options, "comment()")?,
+            ))
+        })()
+        .map_err(|b| throw(env, b))?;
+        let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+        self.engine
+            .comment(&text, &names)
+            .map(|_| ())
+            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("comment(): {e}")))
+    }
+
+    /// Sends an event to one client only (its `id` from `onConnect` /
+    /// `onConnection`), e.g. one user's LLM response. Returns `false` when
+    /// that client is not connected (nothing was queued). Events sent this
+    /// way are not kept in any history; for replay across reconnects use a
+    /// per-user channel instead.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "clientId: string, event: string | Buffer | SseEvent"
+    )]
+    pub fn send_to(&self, env: &Env, client_id: Unknown, event: Unknown) -> Result<bool> {
+        let (id, event) = (|| -> Res<_> {
+            Ok((
+                client_id_of(client_id, "sendTo()")?,
+                convert::event(env, event, "sendTo()")?,
+            ))
+        })()
+        .map_err(|b| throw(env, b))?;
+        self.engine
+            .send_to(id, &event)
+            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("sendTo(): {e}")))
+    }
+
+    /// Ends one client's stream cleanly (its events so far are written
+    /// first). The browser will reconnect unless `onConnect` then denies it,
+    /// e.g. with status 204. Returns `false` when that client is not connected.
+    #[napi(catch_unwind, ts_args_type = "clientId: string")]
+    pub fn disconnect(&self, env: &Env, client_id: Unknown) -> Result<bool> {
+        let id = client_id_of(client_id, "disconnect()").map_err(|b| throw(env, b))?;
+        Ok(self.engine.disconnect(id))
+    }
+
+    /// The server's counters right now.
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> ServerStats {
+        let s = self.engine.stats();
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        ServerStats {
+            connections: n(s.connections),
+            total_connections: n(s.total_connections),
+            events_sent: n(s.events_sent),
+            comments_sent: n(s.comments_sent),
+            deliveries: n(s.deliveries),
+            bytes_sent: n(s.bytes_sent),
+            evicted: n(s.evicted),
+            denied: n(s.denied),
+            channels: self
+                .engine
+                .channel_stats()
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.name,
+                        ChannelStats {
+                            subscribers: n(c.subscribers),
+                            history: n(c.history),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The port the server listens on, or `null` when it is not listening.
+    #[napi(getter)]
+    pub fn port(&self) -> Option<u32> {
+        self.engine.local_addr().map(|a| u32::from(a.port()))
+    }
+
+    /// Stops accepting connections, ends every open stream cleanly (events
+    /// already sent are still written, then the terminating chunk), and
+    /// resolves once every connection is closed. Clients that do not read are
+    /// dropped after a 5 s grace period. Afterwards the process can exit.
+    /// Calling it again, or before `listen()`, is harmless.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&mut self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let engine = Arc::clone(&self.engine);
+        // The returned promise keeps Node alive until the close completes.
+        lock(&self.hold).release(env)?;
+        env.spawn_future(async move {
+            engine.close().await;
+            Ok(())
+        })
+    }
+
+    /// Lets the process exit even while this server is listening, like
+    /// `http.Server#unref()`. Returns the server.
+    #[napi(catch_unwind, js_name = "unref", ts_return_type = "this")]
+    pub fn unref_process<'env>(&mut self, env: &Env, this: This<'env>) -> Result<This<'env>> {
+        let mut hold = lock(&self.hold);
+        hold.unreferenced = true;
+        hold.sync(env)?;
+        Ok(this)
+    }
+
+    /// Undoes {@link Server.unref}: a listening server keeps the process
+    /// alive again. Returns the server.
+    #[napi(catch_unwind, js_name = "ref", ts_return_type = "this")]
+    pub fn ref_process<'env>(&mut self, env: &Env, this: This<'env>) -> Result<This<'env>> {
+        let mut hold = lock(&self.hold);
+        hold.unreferenced = false;
+        hold.sync(env)?;
+        Ok(this)
+    }
+}
+
+/// The channels of `{ channel }` (none: the default channel).
+fn send_channels(options: Option<Unknown>, context: &str) -> Res<Vec<String>> {
+    let Some(options) = options else {
+        return Ok(vec![DEFAULT_CHANNEL.to_owned()]);
+    };
+    if is_nullish(&options)? {
+        return Ok(vec![DEFAULT_CHANNEL.to_owned()]);
+    }
+    let what = format!("{context}: options");
+    let obj = convert::object(options, &what)?;
+    convert::check_keys(&obj, &["channel"], &what)?;
+    match convert::field(&obj, "channel")? {
+        None => Ok(vec![DEFAULT_CHANNEL.to_owned()]),
+        Some(c) => {
+            let list = convert::channels(c, &format!("{what}.channel"))?;
+            if list.is_empty() {
+                return Err(Bad::Type(format!(
+                    "{what}.channel must not be an empty array"
+                )));
+            }
+            Ok(list)
+        }
+    }
+}
+
+/// A client id as handed out in `StreamClient.id`.
+fn client_id_of(v: Unknown, context: &str) -> Res<u64> {
+    let text = convert::string(v, &format!("{context}: clientId"))?;
+    text.parse::<u64>().map_err(|_| {
+        Bad::Type(format!(
+            "{context}: clientId must be a client id from onConnect/onConnection, got '{text}'"
+        ))
+    })
+}
+
+fn parse_port(port: Option<Unknown>) -> Res<u16> {
+    let Some(port) = port else { return Ok(0) };
+    if is_nullish(&port)? {
+        return Ok(0);
+    }
+    let n = convert::number(port, "listen(): port")?;
+    if !(n.fract() == 0.0 && (0.0..=65535.0).contains(&n)) {
+        return Err(Bad::Range(format!(
+            "listen(): port must be an integer from 0 to 65535, got {n}"
+        )));
+    }
+    Ok(n as u16)
+}
+
+/// Builds a Node-style error object (`code`, `errno`, `syscall`, `address`,
+/// `port`) for a failed listen, as a napi `Error` that rejects with exactly it.
+fn listen_error(env: &Env, e: &ListenError) -> Error {
+    let build = || -> Result<Error> {
+        let mut obj = env.create_error(Error::new(Status::GenericFailure, e.message.clone()))?;
+        obj.set_named_property("code", e.code)?;
+        obj.set_named_property("syscall", e.syscall)?;
+        obj.set_named_property("address", e.address.as_str())?;
+        obj.set_named_property("port", u32::from(e.port))?;
+        if let Some(errno) = e.errno {
+            obj.set_named_property("errno", errno)?;
+        }
+        Ok(Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|err| err)
+}

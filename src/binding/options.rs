@@ -1,0 +1,201 @@
+//! `createServer(options)`: every option checked, with an error that names it.
+
+use super::convert::{self, Bad, Res};
+use super::hooks::{self, Callbacks};
+use crate::cors::{AllowOrigin, Cors};
+use crate::server::{Config, RESERVED_STREAM_HEADERS};
+use crate::static_files::StaticRoot;
+use napi::bindgen_prelude::*;
+use napi::{Env, ValueType};
+use std::path::Path;
+use std::time::Duration;
+
+const OPTION_NAMES: &[&str] = &[
+    "path",
+    "static",
+    "keepAlive",
+    "retry",
+    "headers",
+    "history",
+    "maxBufferedBytes",
+    "channelsFromQuery",
+    "firstComment",
+    "onConnect",
+    "onConnection",
+    "onDisconnect",
+    "onRequest",
+    "onError",
+    "cors",
+    "maxConnections",
+    "maxConnectionsPerIp",
+    "headerTimeout",
+    "maxHeaderBytes",
+    "maxBodyBytes",
+];
+
+const P: &str = "createServer(): options";
+
+/// Reads the options object into the engine's configuration.
+pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
+    let mut config = Config::default();
+    let Some(options) = options else {
+        config.hooks = hooks::hooks(env, Callbacks::default())?;
+        return Ok(config);
+    };
+    if convert::is_nullish(&options)? {
+        config.hooks = hooks::hooks(env, Callbacks::default())?;
+        return Ok(config);
+    }
+    let obj = convert::object(options, P)?;
+    convert::check_keys(&obj, OPTION_NAMES, P)?;
+    let get = |name: &str| convert::field(&obj, name);
+    let what = |name: &str| format!("{P}.{name}");
+
+    if let Some(path) = get("path")? {
+        config.paths = paths(path)?;
+    }
+    if let Some(dir) = get("static")? {
+        let dir = convert::string(dir, &what("static"))?;
+        config.static_root = Some(StaticRoot::new(Path::new(&dir)).map_err(|e| {
+            Bad::Type(format!(
+                "{P}.static must be an existing directory: {dir}: {e}"
+            ))
+        })?);
+    }
+    if let Some(v) = get("keepAlive")? {
+        let ms = convert::count(v, &what("keepAlive"), "milliseconds")?;
+        config.keep_alive = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(v) = get("retry")? {
+        config.retry = Some(convert::count(v, &what("retry"), "milliseconds")?);
+    }
+    if let Some(v) = get("headers")? {
+        config.headers = convert::headers(v, &what("headers"), RESERVED_STREAM_HEADERS)?
+            .into_iter()
+            .collect();
+    }
+    if let Some(v) = get("history")? {
+        config.retention.history = convert::count(v, &what("history"), "events")? as usize;
+    }
+    if let Some(v) = get("maxBufferedBytes")? {
+        let n = convert::count(v, &what("maxBufferedBytes"), "bytes")?;
+        if n == 0 {
+            return Err(Bad::Range(format!(
+                "{P}.maxBufferedBytes must be at least 1, got 0"
+            )));
+        }
+        config.retention.max_buffered_bytes = n;
+    }
+    if let Some(v) = get("channelsFromQuery")? {
+        config.channels_from_query = convert::boolean(v, &what("channelsFromQuery"))?;
+    }
+    if let Some(v) = get("firstComment")? {
+        config.first_comment = Some(convert::string(v, &what("firstComment"))?);
+    }
+    if let Some(v) = get("cors")? {
+        config.cors = Some(cors(v)?);
+    }
+    if let Some(v) = get("maxConnections")? {
+        config.max_connections = Some(convert::count(v, &what("maxConnections"), "streams")?);
+    }
+    if let Some(v) = get("maxConnectionsPerIp")? {
+        config.max_connections_per_ip =
+            Some(convert::count(v, &what("maxConnectionsPerIp"), "streams")?);
+    }
+    if let Some(v) = get("headerTimeout")? {
+        let ms = convert::count(v, &what("headerTimeout"), "milliseconds")?;
+        config.header_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(v) = get("maxHeaderBytes")? {
+        let n = convert::count(v, &what("maxHeaderBytes"), "bytes")?;
+        if n < 8192 {
+            return Err(Bad::Range(format!(
+                "{P}.maxHeaderBytes must be at least 8192, got {n}"
+            )));
+        }
+        config.max_header_bytes = n as usize;
+    }
+    if let Some(v) = get("maxBodyBytes")? {
+        config.max_body_bytes = convert::count(v, &what("maxBodyBytes"), "bytes")? as usize;
+    }
+    config.hooks = hooks::hooks(
+        env,
+        Callbacks {
+            on_connect: get("onConnect")?,
+            on_request: get("onRequest")?,
+            on_connection: get("onConnection")?,
+            on_disconnect: get("onDisconnect")?,
+            on_error: get("onError")?,
+        },
+    )?;
+    Ok(config)
+}
+
+fn paths(value: Unknown) -> Res<Vec<String>> {
+    let one = |v: Unknown, what: &str| -> Res<String> {
+        let p = convert::string(v, &format!("createServer(): {what}"))?;
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.chars().any(char::is_whitespace) {
+            return Err(Bad::Type(format!(
+                "createServer(): {what} must be a URL path starting with '/' (no query, no spaces), got '{p}'"
+            )));
+        }
+        Ok(p)
+    };
+    if value.is_array()? {
+        let arr = Object::from_unknown(value)?;
+        let len = arr.get_array_length()?;
+        if len == 0 {
+            return Err(Bad::Type(format!("{P}.path must not be an empty array")));
+        }
+        (0..len)
+            .map(|i| {
+                one(
+                    arr.get_element::<Unknown>(i)?,
+                    &format!("options.path[{i}]"),
+                )
+            })
+            .collect()
+    } else {
+        Ok(vec![one(value, "options.path")?])
+    }
+}
+
+fn cors(value: Unknown) -> Res<Cors> {
+    let what = format!("{P}.cors");
+    let obj = convert::object(value, &what)?;
+    convert::check_keys(&obj, &["origin", "credentials", "maxAge"], &what)?;
+    let origin = match convert::field(&obj, "origin")? {
+        None => AllowOrigin::Any,
+        Some(o) => match o.get_type()? {
+            ValueType::Function => hooks::origin_predicate(o)?,
+            ValueType::String if String::from_unknown(o)? == "*" => AllowOrigin::Any,
+            _ => {
+                let list = convert::channels(o, &format!("{what}.origin"))?;
+                for origin in &list {
+                    if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                        || origin.ends_with('/')
+                    {
+                        return Err(Bad::Type(format!(
+                            "{what}.origin entries must be origins like 'https://example.com' (scheme, host, optional port, no path), got '{origin}'"
+                        )));
+                    }
+                }
+                AllowOrigin::List(list)
+            }
+        },
+    };
+    let credentials = match convert::field(&obj, "credentials")? {
+        None => false,
+        Some(c) => convert::boolean(c, &format!("{what}.credentials"))?,
+    };
+    let max_age = match convert::field(&obj, "maxAge")? {
+        None => 600,
+        Some(v) => u32::try_from(convert::count(v, &format!("{what}.maxAge"), "seconds")?)
+            .map_err(|_| Bad::Range(format!("{what}.maxAge is too large")))?,
+    };
+    Ok(Cors {
+        origin,
+        credentials,
+        max_age,
+    })
+}

@@ -1,0 +1,145 @@
+//! What the application can decide per request, as plain Rust types.
+//!
+//! The engine calls these hooks; the JavaScript binding implements them with
+//! threadsafe functions, and `cargo test` with closures. A hook that fails
+//! (throws, rejects, returns something malformed) never takes the server down:
+//! the request gets a 500 and the error goes to `on_error`.
+
+use crate::hub::EndReason;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Any error a hook reports.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+/// What an asynchronous hook returns.
+pub type HookFuture<T> = Pin<Box<dyn Future<Output = Result<T, HookError>> + Send>>;
+
+/// The parts of an HTTP request that hooks see.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path, still percent-encoded, without the query.
+    pub path: String,
+    /// The raw query string (without `?`), empty when there is none.
+    pub query: String,
+    /// Header names (lower case) and values, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+}
+
+/// A stream about to open, as the connect hook sees it.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    /// The id the client will have if accepted.
+    pub id: u64,
+    /// The HTTP request.
+    pub request: Arc<RequestInfo>,
+    /// `Last-Event-ID` (header, or the `lastEventId` query parameter).
+    pub last_event_id: Option<String>,
+    /// Whether the history no longer covers that id for the channels the
+    /// request would get by default.
+    pub last_event_id_stale: bool,
+}
+
+/// An HTTP answer decided by the application.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: StatusCode,
+    /// Extra headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body (may be empty).
+    pub body: Bytes,
+}
+
+/// The connect hook's verdict.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Open the stream; `channels` replaces the default subscription.
+    Accept {
+        /// Channels to subscribe to; `None` keeps the default.
+        channels: Option<Vec<String>>,
+        /// Extra headers for this stream's response.
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Refuse: answer with this instead; no stream opens.
+    Deny(Reply),
+}
+
+/// A connected client, as `on_connection` and `on_disconnect` see it.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The client's id, for `send_to` and `disconnect`.
+    pub id: u64,
+    /// The HTTP request that opened the stream.
+    pub request: Arc<RequestInfo>,
+    /// The channels it reads.
+    pub channels: Vec<String>,
+    /// The `Last-Event-ID` it resumed from.
+    pub last_event_id: Option<String>,
+    /// Whether that id was too old or unknown to replay from.
+    pub last_event_id_stale: bool,
+}
+
+/// A plain (non-stream) request for the application's route handler.
+#[derive(Debug, Clone)]
+pub struct PlainRequest {
+    /// The HTTP request.
+    pub request: Arc<RequestInfo>,
+    /// The request body, read in full (bounded by the body size limit).
+    pub body: Bytes,
+}
+
+/// Decides whether a stream opens and what it subscribes to.
+pub type ConnectHook = Arc<dyn Fn(ConnectRequest) -> HookFuture<Decision> + Send + Sync>;
+/// Answers a non-stream request, or passes (`None`).
+pub type RequestHook = Arc<dyn Fn(PlainRequest) -> HookFuture<Option<Reply>> + Send + Sync>;
+/// Told about a client.
+pub type ClientHook = Arc<dyn Fn(Arc<ClientInfo>) + Send + Sync>;
+/// Told that a client's stream ended, and why.
+pub type EndHook = Arc<dyn Fn(Arc<ClientInfo>, EndReason) + Send + Sync>;
+/// Told that a hook failed, and where.
+pub type ErrorHook = Arc<dyn Fn(&'static str, HookError) + Send + Sync>;
+
+/// The application's hooks; every one is optional.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Decides whether a stream opens and what it subscribes to.
+    pub on_connect: Option<ConnectHook>,
+    /// Answers non-stream requests; `None` falls through to static files.
+    pub on_request: Option<RequestHook>,
+    /// Told when a stream has opened.
+    pub on_connection: Option<ClientHook>,
+    /// Told when a stream has ended, or was denied, and why.
+    pub on_disconnect: Option<EndHook>,
+    /// Told when a hook failed; without it errors go to standard error.
+    pub on_error: Option<ErrorHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_connect", &self.on_connect.is_some())
+            .field("on_request", &self.on_request.is_some())
+            .field("on_connection", &self.on_connection.is_some())
+            .field("on_disconnect", &self.on_disconnect.is_some())
+            .field("on_error", &self.on_error.is_some())
+            .finish()
+    }
+}
+
+impl Hooks {
+    /// Reports a hook failure: to `on_error`, or to standard error, never nowhere.
+    pub fn report(&self, context: &'static str, error: HookError) {
+        match &self.on_error {
+            Some(on_error) => on_error(context, error),
+            None => eprintln!("hyper-sse: {context} failed: {error}"),
+        }
+    }
+}

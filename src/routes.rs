@@ -1,0 +1,361 @@
+//! Request handling: where each request goes and what it gets.
+//!
+//! Order: a CORS preflight is answered first (when CORS is configured); then
+//! stream paths, then the application's `on_request` route handler, then
+//! static files, then 404. Every refusal is an HTTP answer with a reason,
+//! never a dropped connection.
+
+use crate::body::ResponseBody;
+use crate::connection::ConnState;
+use crate::cors::{is_preflight, Verdict};
+use crate::event::encode_comment;
+use crate::hooks::{ClientInfo, ConnectRequest, Decision, PlainRequest, Reply, RequestInfo};
+use crate::hub::{EndReason, DEFAULT_CHANNEL};
+use crate::limits::Refusal;
+use crate::server::Shared;
+use crate::static_files::plain;
+use crate::stream::EventStream;
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Answers one request.
+pub(crate) async fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+) -> Result<Response<ResponseBody>, Infallible> {
+    conn.requests.fetch_add(1, Ordering::AcqRel);
+    let verdict = match &shared.config.cors {
+        None => Verdict::SameOrigin,
+        Some(_) if same_origin(req.headers()) => Verdict::SameOrigin,
+        Some(cors) => match cors.check(req.headers()).await {
+            Ok(v) => v,
+            Err(e) => {
+                shared.config.hooks.report("cors.origin", e);
+                return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
+            }
+        },
+    };
+    if let (Some(cors), true) = (
+        &shared.config.cors,
+        is_preflight(req.method(), req.headers()),
+    ) {
+        return Ok(match verdict {
+            Verdict::Allowed(mut headers) => {
+                headers.extend(cors.preflight_headers(req.headers()));
+                let mut response = Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(ResponseBody::Empty)
+                    .expect("preflight response is valid");
+                append(&mut response, headers);
+                response
+            }
+            _ => plain(StatusCode::FORBIDDEN, "origin not allowed\n"),
+        });
+    }
+    let is_stream = shared.config.paths.iter().any(|p| p == req.uri().path());
+    if verdict == Verdict::Refused {
+        if is_stream {
+            shared.stats.denied();
+        }
+        return Ok(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
+    }
+    let mut response = if is_stream {
+        open_stream(req, &shared, &conn, peer).await
+    } else {
+        serve_plain(req, &shared, peer).await
+    };
+    if let Verdict::Allowed(headers) = verdict {
+        append(&mut response, headers);
+    }
+    Ok(response)
+}
+
+/// Whether `Origin` names this very server (a same-origin `fetch` sends it too).
+fn same_origin(headers: &http::HeaderMap) -> bool {
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+}
+
+fn append(response: &mut Response<ResponseBody>, headers: Vec<(http::HeaderName, HeaderValue)>) {
+    for (name, value) in headers {
+        response.headers_mut().append(name, value);
+    }
+}
+
+fn request_info(req: &Request<Incoming>, peer: SocketAddr) -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().unwrap_or("").to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        remote_addr: peer,
+    })
+}
+
+pub(crate) fn method_not_allowed() -> Response<ResponseBody> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// An application-decided answer as a response.
+pub fn reply(reply: Reply) -> Response<ResponseBody> {
+    let mut response = Response::builder()
+        .status(reply.status)
+        .header(header::CONTENT_LENGTH, reply.body.len())
+        .body(if reply.body.is_empty() {
+            ResponseBody::Empty
+        } else {
+            ResponseBody::text(reply.body)
+        })
+        .expect("reply response is valid");
+    append(&mut response, reply.headers);
+    response
+}
+
+/// The response head every stream (and HEAD on a stream path) gets.
+fn stream_head(req: &Request<Incoming>, shared: &Shared) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Empty);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if req.version() == Version::HTTP_11 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    for (name, value) in &shared.config.headers {
+        headers.insert(name, value.clone());
+    }
+    response
+}
+
+/// What a stream request asks for: channels (from the query when allowed)
+/// and the id to resume after.
+fn stream_params(req: &Request<Incoming>, shared: &Shared) -> (Vec<String>, Option<String>) {
+    let mut channels = Vec::new();
+    let mut last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*key {
+            "channel" if shared.config.channels_from_query && !value.is_empty() => {
+                channels.push(value.into_owned())
+            }
+            "lastEventId" if last_event_id.is_none() => last_event_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if channels.is_empty() {
+        channels.push(DEFAULT_CHANNEL.to_owned());
+    }
+    (channels, last_event_id)
+}
+
+async fn open_stream(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
+    match *req.method() {
+        Method::GET => {}
+        Method::HEAD => return stream_head(&req, shared),
+        _ => return method_not_allowed(),
+    }
+    let hooks = &shared.config.hooks;
+    let (mut channels, last_event_id) = stream_params(&req, shared);
+    let id = shared.hub.next_client_id();
+    let request = request_info(&req, peer);
+    let info = |channels: &[String], stale: bool| {
+        Arc::new(ClientInfo {
+            id,
+            request: Arc::clone(&request),
+            channels: channels.to_vec(),
+            last_event_id: last_event_id.clone(),
+            last_event_id_stale: stale,
+        })
+    };
+    let deny = |response: Response<ResponseBody>, channels: &[String]| {
+        shared.stats.denied();
+        if let Some(on_disconnect) = &hooks.on_disconnect {
+            on_disconnect(info(channels, false), EndReason::Denied);
+        }
+        response
+    };
+
+    let permit = match shared.limits.acquire(peer.ip()) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let (status, text) = match refusal {
+                Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+                Refusal::PerIp => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from this address\n",
+                ),
+            };
+            let mut response = plain(status, text);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return deny(response, &channels);
+        }
+    };
+
+    let mut extra_headers = Vec::new();
+    if let Some(on_connect) = &hooks.on_connect {
+        let stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
+        let decision = on_connect(ConnectRequest {
+            id,
+            request: Arc::clone(&request),
+            last_event_id: last_event_id.clone(),
+            last_event_id_stale: stale,
+        })
+        .await;
+        match decision {
+            Err(e) => {
+                hooks.report("onConnect", e);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+            }
+            Ok(Decision::Deny(r)) => return deny(reply(r), &channels),
+            Ok(Decision::Accept {
+                channels: chosen,
+                headers,
+            }) => {
+                if let Some(chosen) = chosen {
+                    channels = chosen;
+                }
+                extra_headers = headers;
+            }
+        }
+    }
+
+    let (subscriber, stale) = shared.hub.subscribe(
+        id,
+        &channels,
+        last_event_id.as_deref(),
+        Arc::clone(&conn.written),
+    );
+    conn.attach(Arc::clone(subscriber.client()));
+    let client = info(&subscriber.client().channel_names(), stale);
+    if let Some(on_connection) = &hooks.on_connection {
+        on_connection(Arc::clone(&client));
+    }
+    let on_end = {
+        let conn = Arc::clone(conn);
+        let on_disconnect = hooks.on_disconnect.clone();
+        Box::new(move |reason: EndReason| {
+            conn.detach();
+            if let Some(f) = on_disconnect {
+                f(client, reason);
+            }
+        })
+    };
+
+    let mut preamble = BytesMut::new();
+    if let Some(retry) = &shared.preamble {
+        preamble.extend_from_slice(retry);
+    }
+    if let Some(comment) = &shared.config.first_comment {
+        preamble.extend_from_slice(&encode_comment(comment));
+    }
+    let stream = EventStream::new(
+        subscriber,
+        (!preamble.is_empty()).then(|| preamble.freeze()),
+        shared.config.keep_alive,
+        Arc::clone(&shared.stats),
+        Some(permit),
+        Some(on_end),
+        Arc::clone(conn),
+    );
+    let mut response = stream_head(&req, shared);
+    append(&mut response, extra_headers);
+    *response.body_mut() = ResponseBody::Events(Box::new(stream));
+    response
+}
+
+async fn serve_plain(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
+    let hooks = &shared.config.hooks;
+    let request = request_info(&req, peer);
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    if let Some(on_request) = &hooks.on_request {
+        let limit = shared.config.max_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return too_large(limit);
+        }
+        let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+        };
+        match on_request(PlainRequest {
+            request: Arc::clone(&request),
+            body,
+        })
+        .await
+        {
+            Ok(Some(r)) => return reply(r),
+            Ok(None) => {}
+            Err(e) => {
+                hooks.report("onRequest", e);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+            }
+        }
+    }
+    match (&shared.config.static_root, &method) {
+        (Some(root), &Method::GET | &Method::HEAD) => {
+            let query = (!request.query.is_empty()).then_some(request.query.as_str());
+            root.serve(&method, &request.path, query, &headers).await
+        }
+        (Some(_), _) => method_not_allowed(),
+        (None, _) => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn too_large(limit: usize) -> Response<ResponseBody> {
+    let mut response = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    response.headers_mut().insert(
+        "x-max-body-bytes",
+        HeaderValue::from_str(&limit.to_string()).expect("digits are a valid header value"),
+    );
+    response
+}
