@@ -1,6 +1,8 @@
 // Shared test plumbing: start a server on loopback, talk raw HTTP/1.1 to it,
 // and wait for conditions with a deadline. Not a test file (no .spec).
 import net from 'node:net'
+import http from 'node:http'
+import { createParser } from 'eventsource-parser'
 import { createServer } from '../index.js'
 
 export { createServer }
@@ -85,4 +87,70 @@ export function dechunk(buf) {
     buf = buf.subarray(eol + 4 + size)
   }
   return { data: Buffer.concat(parts).toString('utf8'), ended }
+}
+
+/**
+ * An SSE client made of Node's http client and eventsource-parser: collects
+ * events, remembers the last event id, and can reconnect with Last-Event-ID.
+ */
+export function sseClient(url, { headers = {}, lastEventId, localAddress, query = '' } = {}) {
+  const client = {
+    events: [],
+    comments: [],
+    lastEventId,
+    status: undefined,
+    headers: undefined,
+    open: false,
+    ended: false,
+    req: undefined,
+    close() {
+      client.req?.destroy()
+    },
+  }
+  const h = { accept: 'text/event-stream', ...headers }
+  if (lastEventId !== undefined) h['last-event-id'] = lastEventId
+  client.req = http.get(`${url}${query}`, { headers: h, agent: false, localAddress }, (res) => {
+    client.status = res.statusCode
+    client.headers = res.headers
+    client.open = true
+    res.setEncoding('utf8')
+    const parser = createParser({
+      onEvent: (e) => {
+        if (e.id !== undefined) client.lastEventId = e.id
+        client.events.push(e)
+      },
+      onComment: (c) => client.comments.push(c),
+    })
+    res.on('data', (chunk) => parser.feed(chunk))
+    res.on('end', () => (client.ended = true))
+    res.on('close', () => (client.ended = true))
+  })
+  client.req.on('error', () => (client.ended = true))
+  return client
+}
+
+/** A one-shot HTTP request; resolves with status, headers and body text. */
+export function fetchText(url, { method = 'GET', headers = {}, body, localAddress } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => (text += d))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** A seeded PRNG (mulberry32): `rand(n)` is an integer in [0, n). Reproducible tests. */
+export function random(seed) {
+  let a = seed >>> 0
+  return (n) => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * n | 0
+  }
 }

@@ -9,7 +9,7 @@
 //! (closing the socket, freeing everything queued for it) once the client is
 //! marked evicted.
 
-use crate::hub::Client;
+use crate::hub::{Client, Progress};
 use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -26,8 +26,8 @@ use tokio::time::Sleep;
 /// What a connection's request handlers share with its supervisor.
 #[derive(Default)]
 pub struct ConnState {
-    /// Bytes written to the socket so far.
-    pub written: Arc<AtomicU64>,
+    /// What the socket has taken so far, and whether it is full.
+    pub progress: Arc<Progress>,
     /// Request heads received so far.
     pub requests: AtomicU64,
     /// The client whose stream this connection carries, while it does.

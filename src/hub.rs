@@ -128,7 +128,7 @@ pub struct Hub {
 pub struct Channel {
     name: Arc<str>,
     log: RwLock<Log>,
-    /// Total bytes ever appended; a client's lag is this minus its offset.
+    /// Total bytes ever appended; a client's lag is measured against it.
     appended: AtomicU64,
     /// Global sequence number of the newest entry dropped from the log.
     trimmed_gseq: AtomicU64,
@@ -182,17 +182,24 @@ pub struct Client {
     channels: Vec<Arc<Channel>>,
     /// Per channel: next local sequence number and byte offset consumed.
     cursors: Vec<(AtomicU64, AtomicU64)>,
+    /// Per channel: the channel's byte offset when the client subscribed.
+    /// History it asked to replay (before this) is kept for everyone anyway,
+    /// so only what was published after it counts against its budget.
+    joined_at: Vec<u64>,
     /// Slab keys in each channel's subscriber list, for removal.
     slots: Mutex<Vec<usize>>,
     direct: Mutex<VecDeque<(u64, Bytes)>>,
     direct_bytes: AtomicU64,
     /// Bytes handed to the connection, framing included.
     handed: AtomicU64,
-    /// Bytes the connection has written to its socket (shared with it).
-    written: Arc<AtomicU64>,
+    /// What the connection reports about its socket.
+    progress: Arc<Progress>,
     budget: u64,
     waker: AtomicWaker,
     flags: AtomicU8,
+    /// When a disconnect was asked for: the last sequence number still
+    /// delivered before the stream ends.
+    stop_at: AtomicU64,
 }
 
 const EVICTED: u8 = 1;
@@ -210,29 +217,32 @@ impl Client {
     }
 
     /// Bytes queued for this client and not yet written to its socket: what
-    /// its channels hold after its cursors, its private queue, and what its
-    /// connection has been handed but not written.
+    /// was published to its channels since it joined and it has not read, its
+    /// private queue, and what its connection was handed but not written.
+    /// History it is still replaying does not count: that is kept anyway.
     pub fn lag(&self) -> u64 {
         let logs: u64 = self
             .channels
             .iter()
             .zip(&self.cursors)
-            .map(|(ch, (_, offset))| {
+            .zip(&self.joined_at)
+            .map(|((ch, (_, offset)), &joined)| {
                 ch.appended
                     .load(Ordering::Acquire)
-                    .saturating_sub(offset.load(Ordering::Acquire))
+                    .saturating_sub(offset.load(Ordering::Acquire).max(joined))
             })
             .sum();
         let unwritten = self
             .handed
             .load(Ordering::Relaxed)
-            .saturating_sub(self.written.load(Ordering::Relaxed));
+            .saturating_sub(self.progress.written.load(Ordering::Relaxed));
         logs + self.direct_bytes.load(Ordering::Relaxed) + unwritten
     }
 
-    /// Whether the client is over its byte budget.
+    /// Whether the client is too slow: its socket is full and more than its
+    /// byte budget is queued for it.
     pub fn over_budget(&self) -> bool {
-        self.lag() > self.budget
+        self.progress.blocked.load(Ordering::Relaxed) && self.lag() > self.budget
     }
 
     /// Records bytes handed to the connection (framing included).
@@ -252,8 +262,10 @@ impl Client {
         self.flags.load(Ordering::Acquire) & EVICTED != 0
     }
 
-    /// Asks the client's stream to end cleanly.
-    pub fn request_disconnect(&self) {
+    /// Asks the client's stream to end cleanly once it has written what was
+    /// sent up to global sequence number `last`.
+    fn request_disconnect(&self, last: u64) {
+        self.stop_at.fetch_min(last, Ordering::AcqRel);
         self.flags.fetch_or(DISCONNECT, Ordering::AcqRel);
         self.waker.wake();
     }
@@ -266,6 +278,18 @@ impl Client {
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.iter().map(|c| c.name.to_string()).collect()
     }
+}
+
+/// What a client's connection reports back about its socket: bytes written,
+/// and whether the last write found the socket full. Only a client whose
+/// socket is full can be "slow": one that is merely waiting for its turn on a
+/// busy machine is still draining.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes written to the socket so far.
+    pub written: AtomicU64,
+    /// The socket refused more data at the last attempt (the client is not reading fast enough).
+    pub blocked: AtomicBool,
 }
 
 /// What a client finds when it reads.
@@ -426,13 +450,14 @@ impl Hub {
 
     /// Asks one client's stream to end. False when no such client is connected.
     pub fn disconnect(&self, client_id: u64) -> bool {
-        match read(&self.clients).get(&client_id) {
-            Some(client) => {
-                client.request_disconnect();
-                true
-            }
-            None => false,
-        }
+        let Some(client) = read(&self.clients).get(&client_id).cloned() else {
+            return false;
+        };
+        // Under the publish lock, so "sent before the disconnect" is exact.
+        let publish = lock(&self.publish);
+        client.request_disconnect(*publish - 1);
+        drop(publish);
+        true
     }
 
     /// Finds where a client resuming after `last_event_id` starts in `channels`,
@@ -496,14 +521,14 @@ impl Hub {
     /// Subscribes client `id` to `channels` (the default channel when empty).
     /// With a `last_event_id` it resumes right after that event when the
     /// history still covers it, and starts live otherwise, reporting the id as
-    /// stale. `written` is its connection's count of bytes written to the
-    /// socket, which the byte budget is measured against.
+    /// stale. `progress` is what its connection reports about the socket,
+    /// which the byte budget is measured against.
     pub fn subscribe(
         self: &Arc<Self>,
         id: u64,
         channels: &[String],
         last_event_id: Option<&str>,
-        written: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     ) -> (Subscriber, bool) {
         let mut names: Vec<&str> = channels.iter().map(String::as_str).collect();
         if names.is_empty() {
@@ -517,6 +542,14 @@ impl Hub {
         let chans: Vec<Arc<Channel>> = names.iter().map(|n| self.channel(n)).collect();
         let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let (mut start, mut stale) = self.resolve(last_event_id, &owned);
+        // Each channel's cursor is placed and the client joins the channel
+        // under that channel's log lock, so a concurrent trim either sees the
+        // client or skips its round.
+        let mut guards: Vec<_> = chans.iter().map(|ch| read(&ch.log)).collect();
+        let joined_at = chans
+            .iter()
+            .map(|ch| ch.appended.load(Ordering::Acquire))
+            .collect();
         let client = Arc::new(Client {
             id,
             channels: chans.clone(),
@@ -524,19 +557,17 @@ impl Hub {
                 .iter()
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
+            joined_at,
             slots: Mutex::new(Vec::new()),
             direct: Mutex::new(VecDeque::new()),
             direct_bytes: AtomicU64::new(0),
             handed: AtomicU64::new(0),
-            written,
+            progress,
             budget: self.retention.max_buffered_bytes,
             waker: AtomicWaker::new(),
             flags: AtomicU8::new(0),
+            stop_at: AtomicU64::new(u64::MAX),
         });
-        // Each channel's cursor is placed and the client joins the channel
-        // under that channel's log lock, so a concurrent trim either sees the
-        // client or skips its round.
-        let mut guards: Vec<_> = chans.iter().map(|ch| read(&ch.log)).collect();
         if let Start::After(g) = start {
             if chans
                 .iter()
@@ -718,10 +749,11 @@ impl Subscriber {
         if self.client.is_evicted() {
             return Read::Lagged;
         }
-        if self.client.disconnect_requested() {
-            return Read::End;
-        }
-        let horizon = self.hub.committed.load(Ordering::Acquire);
+        let horizon = self
+            .hub
+            .committed
+            .load(Ordering::Acquire)
+            .min(self.client.stop_at.load(Ordering::Acquire));
         let mut sources = Vec::with_capacity(self.client.channels.len() + 1);
         for (i, ch) in self.client.channels.iter().enumerate() {
             let log = read(&ch.log);
@@ -800,7 +832,7 @@ impl Subscriber {
         if !batch.is_empty() {
             return Read::Events(batch);
         }
-        if self.hub.is_closed() {
+        if self.hub.is_closed() || self.client.disconnect_requested() {
             return Read::End;
         }
         Read::Empty
@@ -897,14 +929,20 @@ mod tests {
         })
     }
 
+    /// A connection whose socket is full: lagging clients count as slow.
+    fn blocked() -> Arc<Progress> {
+        let p = Progress::default();
+        p.blocked.store(true, Ordering::Relaxed);
+        Arc::new(p)
+    }
+
     fn ev(data: &str) -> Payload {
         Payload::Event(Event::message(data))
     }
 
     fn sub(hub: &Arc<Hub>, channels: &[&str], last_event_id: Option<&str>) -> Subscriber {
         let names: Vec<String> = channels.iter().map(|s| s.to_string()).collect();
-        let written = Arc::new(AtomicU64::new(u64::MAX / 2));
-        hub.subscribe(hub.next_client_id(), &names, last_event_id, written)
+        hub.subscribe(hub.next_client_id(), &names, last_event_id, blocked())
             .0
     }
 
@@ -1102,12 +1140,15 @@ mod tests {
         let hub = new_hub(10, 1 << 20);
         let mut a = sub(&hub, &[], None);
         let mut b = sub(&hub, &[], None);
+        hub.publish(&[], &ev("before"));
         assert!(hub.disconnect(b.client().id()));
+        hub.publish(&[], &ev("after"));
+        assert_eq!(texts(b.read()), ["before"]);
         assert!(matches!(b.read(), Read::End));
         assert_eq!(b.end_reason(), EndReason::Disconnected);
         hub.publish(&[], &ev("last"));
         hub.close();
-        assert_eq!(texts(a.read()), ["last"]);
+        assert_eq!(texts(a.read()), ["before", "after", "last"]);
         assert!(matches!(a.read(), Read::End));
         assert_eq!(a.end_reason(), EndReason::Shutdown);
     }

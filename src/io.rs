@@ -1,11 +1,13 @@
-//! The socket as hyper sees it, counting every byte written so a client's
-//! byte budget can be measured against what really left the process, and
+//! The socket as hyper sees it, counting every byte written and noticing
+//! when the socket is full, so a client's byte budget can be measured against
+//! what really left the process, and
 //! shared so the connection supervisor can still answer `408` on a request
 //! head that never completes.
 
+use crate::hub::Progress;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,17 +16,27 @@ use tokio::net::TcpStream;
 /// A TCP stream shared between hyper and the connection's supervisor.
 pub struct CountingIo {
     stream: Arc<TcpStream>,
-    written: Arc<AtomicU64>,
+    progress: Arc<Progress>,
 }
 
 impl CountingIo {
-    /// Wraps `stream`; `written` accumulates the bytes written.
-    pub fn new(stream: Arc<TcpStream>, written: Arc<AtomicU64>) -> Self {
-        CountingIo { stream, written }
+    /// Wraps `stream`, reporting writes to `progress`.
+    pub fn new(stream: Arc<TcpStream>, progress: Arc<Progress>) -> Self {
+        CountingIo { stream, progress }
     }
 
-    fn count(&self, n: usize) {
-        self.written.fetch_add(n as u64, Ordering::Relaxed);
+    fn wrote(&self, n: usize) {
+        self.progress.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.progress.blocked.store(false, Ordering::Relaxed);
+    }
+
+    /// Waits for the socket to take more data, noting when it is full.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let ready = self.stream.poll_write_ready(cx);
+        if ready.is_pending() {
+            self.progress.blocked.store(true, Ordering::Relaxed);
+        }
+        ready
     }
 }
 
@@ -52,10 +64,10 @@ impl AsyncWrite for CountingIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
+            ready!(self.poll_writable(cx))?;
             match self.stream.try_write(buf) {
                 Ok(n) => {
-                    self.count(n);
+                    self.wrote(n);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -70,10 +82,10 @@ impl AsyncWrite for CountingIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
+            ready!(self.poll_writable(cx))?;
             match self.stream.try_write_vectored(bufs) {
                 Ok(n) => {
-                    self.count(n);
+                    self.wrote(n);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -264,7 +264,7 @@ async fn open_stream(
         id,
         &channels,
         last_event_id.as_deref(),
-        Arc::clone(&conn.written),
+        Arc::clone(&conn.progress),
     );
     conn.attach(Arc::clone(subscriber.client()));
     let client = info(&subscriber.client().channel_names(), stale);

@@ -471,7 +471,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
                     let _ = socket.set_nodelay(true);
                     let socket = Arc::new(socket);
                     let state = Arc::new(ConnState::default());
-                    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.written));
+                    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress));
                     let service = {
                         let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
                         service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
