@@ -50,6 +50,8 @@ test('an id older than the history, or unknown, is reported stale and nothing is
   await waitFor('old', () => c.events.length === 1)
   const oldId = c.events[0].id
   c.close()
+  // (While a subscriber still needs them, the log keeps more than `history`.)
+  await waitFor('disconnect noticed', () => server.stats().connections === 0)
   for (let i = 0; i < 10; i++) server.send(`e${i}`)
   const stale = sseClient(`${url}/events`, { lastEventId: oldId })
   const unknown = sseClient(`${url}/events`, { lastEventId: 'never-sent' })
