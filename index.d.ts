@@ -228,7 +228,7 @@ export interface ServerOptions {
    * stop the browser reconnecting, 429). A throw or rejection answers 500
    * and is reported to `onError`.
    */
-  onConnect?: (request: StreamClient) => ConnectResult | Promise<ConnectResult>
+  onConnect?: (request: StreamClient) => ConnectResult | boolean | undefined | Promise<ConnectResult | boolean | undefined>
   /** Told when a stream has opened. */
   onConnection?: (client: StreamClient) => void
   /**

@@ -23,6 +23,7 @@ test('onConnect sees the request and can accept with channels and headers (sync)
   const req = seen[0]
   t.regex(req.id, /^\d+$/)
   t.like(req, { method: 'GET', path: '/events', remoteAddress: '127.0.0.1', lastEventIdStale: false })
+  t.deepEqual(req.channels, ['default'], 'what it would get without the hook')
   t.deepEqual(req.query, { user: '42', tag: ['a', 'b'] })
   t.is(req.headers.authorization, 'Bearer t0k3n')
   t.is(req.lastEventId, undefined)

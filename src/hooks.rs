@@ -40,6 +40,8 @@ pub struct ConnectRequest {
     pub id: u64,
     /// The HTTP request.
     pub request: Arc<RequestInfo>,
+    /// The channels the stream gets unless the hook chooses others.
+    pub channels: Vec<String>,
     /// `Last-Event-ID` (header, or the `lastEventId` query parameter).
     pub last_event_id: Option<String>,
     /// Whether the history no longer covers that id for the channels the

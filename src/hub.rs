@@ -133,9 +133,10 @@ pub struct Channel {
     /// Global sequence number of the newest entry dropped from the log.
     trimmed_gseq: AtomicU64,
     subscribers: RwLock<Slab<(Arc<Client>, usize)>>,
-    /// Bumped whenever a client joins; trimming skips a round in which one
-    /// joined, since its cursor was not part of the "slowest" computation.
-    joined: AtomicU64,
+    /// The lowest cursor of clients that joined since the fan-out task began
+    /// its current round: they may have missed its "slowest" computation, so
+    /// trimming respects them too.
+    join_floor: AtomicU64,
     dirty: AtomicBool,
 }
 
@@ -357,7 +358,7 @@ impl Hub {
                 appended: AtomicU64::new(0),
                 trimmed_gseq: AtomicU64::new(0),
                 subscribers: RwLock::new(Slab::new()),
-                joined: AtomicU64::new(0),
+                join_floor: AtomicU64::new(u64::MAX),
                 dirty: AtomicBool::new(false),
             })
         });
@@ -543,8 +544,8 @@ impl Hub {
         let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let (mut start, mut stale) = self.resolve(last_event_id, &owned);
         // Each channel's cursor is placed and the client joins the channel
-        // under that channel's log lock, so a concurrent trim either sees the
-        // client or skips its round.
+        // under that channel's log lock, and leaves its cursor in the join
+        // floor, so a concurrent trim cannot drop what it is about to read.
         let mut guards: Vec<_> = chans.iter().map(|ch| read(&ch.log)).collect();
         let joined_at = chans
             .iter()
@@ -588,7 +589,7 @@ impl Hub {
                 .1
                 .store(log.offset_before(seq, appended), Ordering::Release);
             slots.push(write(&ch.subscribers).insert((Arc::clone(&client), i)));
-            ch.joined.fetch_add(1, Ordering::AcqRel);
+            ch.join_floor.fetch_min(seq, Ordering::AcqRel);
         }
         drop(guards);
         *lock(&client.slots) = slots;
@@ -667,7 +668,7 @@ impl Hub {
     }
 
     fn fan_out(&self, ch: &Channel) {
-        let joined = ch.joined.load(Ordering::Acquire);
+        ch.join_floor.store(u64::MAX, Ordering::Release);
         let mut slowest = u64::MAX;
         for (_, (client, idx)) in read(&ch.subscribers).iter() {
             client.waker.wake();
@@ -681,9 +682,8 @@ impl Hub {
             slowest = slowest.min(client.cursors[*idx].0.load(Ordering::Acquire));
         }
         let mut log = write(&ch.log);
-        if ch.joined.load(Ordering::Acquire) == joined {
-            ch.trim_locked(&mut log, slowest, self.retention.history);
-        }
+        let slowest = slowest.min(ch.join_floor.load(Ordering::Acquire));
+        ch.trim_locked(&mut log, slowest, self.retention.history);
     }
 }
 
@@ -1124,6 +1124,21 @@ mod tests {
         assert_eq!(hub.channel_stats().len(), 2);
         drop(s);
         assert!(hub.channel_stats().is_empty());
+    }
+
+    #[test]
+    fn a_replaying_client_keeps_what_it_still_needs() {
+        let hub = new_hub(2, 1 << 20);
+        let mut live = sub(&hub, &[], None);
+        let ids: Vec<String> = (0..10)
+            .map(|i| hub.auto_id(hub.publish(&[], &ev(&i.to_string()))))
+            .collect();
+        assert_eq!(texts(live.read()).len(), 10);
+        let mut replay = sub(&hub, &[], Some(&ids[4]));
+        hub.fan_out(&hub.channel(DEFAULT_CHANNEL));
+        assert_eq!(texts(replay.read()), ["5", "6", "7", "8", "9"]);
+        hub.fan_out(&hub.channel(DEFAULT_CHANNEL));
+        assert_eq!(hub.channel_stats()[0].history, 2);
     }
 
     #[test]

@@ -238,6 +238,7 @@ async fn open_stream(
         let decision = on_connect(ConnectRequest {
             id,
             request: Arc::clone(&request),
+            channels: channels.clone(),
             last_event_id: last_event_id.clone(),
             last_event_id_stale: stale,
         })

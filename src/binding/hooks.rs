@@ -381,7 +381,7 @@ pub fn hooks(env: &Env, cb: Callbacks) -> Res<Hooks> {
                     Ok(stream_client(
                         r.id,
                         &r.request,
-                        Vec::new(),
+                        r.channels,
                         r.last_event_id,
                         r.last_event_id_stale,
                     ))

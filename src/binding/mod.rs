@@ -77,7 +77,9 @@ pub struct ServerOptions {
     /// or `false` / `{ status, body?, headers? }` (deny, e.g. 401, 403, 204 to
     /// stop the browser reconnecting, 429). A throw or rejection answers 500
     /// and is reported to `onError`.
-    #[napi(ts_type = "(request: StreamClient) => ConnectResult | Promise<ConnectResult>")]
+    #[napi(
+        ts_type = "(request: StreamClient) => ConnectResult | boolean | undefined | Promise<ConnectResult | boolean | undefined>"
+    )]
     pub on_connect: Option<Unknown<'static>>,
     /// Told when a stream has opened.
     #[napi(ts_type = "(client: StreamClient) => void")]
