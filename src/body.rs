@@ -51,6 +51,16 @@ impl Chunks {
     pub fn is_empty(&self) -> bool {
         self.remaining == 0
     }
+
+    /// The same buffers between `before` and `after` (chunk framing), still
+    /// without copying any of them.
+    pub fn wrap(self, before: Bytes, after: Bytes) -> Chunks {
+        let mut parts = Vec::with_capacity(self.len() + 2);
+        parts.push(before);
+        parts.extend(self.parts.into_iter().skip(self.head));
+        parts.push(after);
+        Chunks::many(parts)
+    }
 }
 
 impl Buf for Chunks {

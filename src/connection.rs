@@ -66,6 +66,19 @@ impl Shutdown {
     fn is_started(&self) -> bool {
         self.started.load(Ordering::SeqCst)
     }
+
+    /// Resolves once shutdown has started.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_started() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// How a supervised connection ended.

@@ -34,8 +34,13 @@ impl Limits {
         })
     }
 
-    /// Takes a slot for a stream from `ip`, or says which limit is reached.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+    /// Takes a slot for a stream from `ip` (`None` when no limit is set, so
+    /// unlimited servers keep no per-address table), or says which limit is
+    /// reached.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Permit>, Refusal> {
+        if self.max_total.is_none() && self.max_per_ip.is_none() {
+            return Ok(None);
+        }
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(max) = self.max_total {
             if self.total.load(Ordering::Relaxed) >= max {
@@ -50,10 +55,10 @@ impl Limits {
         }
         *count += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(Permit {
+        Ok(Some(Permit {
             limits: Arc::clone(self),
             ip,
-        })
+        }))
     }
 }
 
@@ -92,6 +97,7 @@ mod tests {
         let _p3 = limits.acquire(b).unwrap();
         assert_eq!(limits.acquire(b).unwrap_err(), Refusal::Total);
         drop(p1);
-        assert!(limits.acquire(a).is_ok());
+        assert!(limits.acquire(a).unwrap().is_some());
+        assert!(Limits::new(None, None).acquire(a).unwrap().is_none());
     }
 }

@@ -16,6 +16,7 @@ use crate::server::Shared;
 use crate::static_files::plain;
 use crate::stream::EventStream;
 use bytes::{Bytes, BytesMut};
+use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -24,32 +25,44 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Answers one request.
-pub(crate) async fn route(
-    req: Request<Incoming>,
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
-    peer: SocketAddr,
-) -> Result<Response<ResponseBody>, Infallible> {
-    conn.requests.fetch_add(1, Ordering::AcqRel);
-    let verdict = match &shared.config.cors {
-        None => Verdict::SameOrigin,
-        Some(_) if same_origin(req.headers()) => Verdict::SameOrigin,
-        Some(cors) => match cors.check(req.headers()).await {
+/// What a request to a stream path comes to.
+pub(crate) enum Outcome {
+    /// An answer without a stream (denied, preflight, HEAD, 405, …).
+    Reply(Response<ResponseBody>),
+    /// The stream's response head (its body still empty) and the stream.
+    Stream(Response<ResponseBody>, EventStream),
+}
+
+/// Whether `path` opens an event stream.
+pub(crate) fn is_stream_path(shared: &Shared, path: &str) -> bool {
+    shared.config.paths.iter().any(|p| p == path)
+}
+
+/// The CORS decision for a request, or the answer to give at once (a
+/// preflight, a refused origin, a failing origin function).
+async fn cors_gate(
+    parts: &Parts,
+    shared: &Shared,
+    is_stream: bool,
+) -> Result<Verdict, Response<ResponseBody>> {
+    let Some(cors) = &shared.config.cors else {
+        return Ok(Verdict::SameOrigin);
+    };
+    let verdict = if same_origin(&parts.headers) {
+        Verdict::SameOrigin
+    } else {
+        match cors.check(&parts.headers).await {
             Ok(v) => v,
             Err(e) => {
                 shared.config.hooks.report("cors.origin", e);
-                return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
+                return Err(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
             }
-        },
+        }
     };
-    if let (Some(cors), true) = (
-        &shared.config.cors,
-        is_preflight(req.method(), req.headers()),
-    ) {
-        return Ok(match verdict {
+    if is_preflight(&parts.method, &parts.headers) {
+        return Err(match verdict {
             Verdict::Allowed(mut headers) => {
-                headers.extend(cors.preflight_headers(req.headers()));
+                headers.extend(cors.preflight_headers(&parts.headers));
                 let mut response = Response::builder()
                     .status(StatusCode::NO_CONTENT)
                     .body(ResponseBody::Empty)
@@ -60,22 +73,63 @@ pub(crate) async fn route(
             _ => plain(StatusCode::FORBIDDEN, "origin not allowed\n"),
         });
     }
-    let is_stream = shared.config.paths.iter().any(|p| p == req.uri().path());
     if verdict == Verdict::Refused {
         if is_stream {
             shared.stats.denied();
         }
-        return Ok(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
+        return Err(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
     }
-    let mut response = if is_stream {
-        open_stream(req, &shared, &conn, peer).await
-    } else {
-        serve_plain(req, &shared, peer).await
+    Ok(verdict)
+}
+
+/// Answers one request that hyper parsed.
+pub(crate) async fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+) -> Result<Response<ResponseBody>, Infallible> {
+    conn.requests.fetch_add(1, Ordering::AcqRel);
+    let (parts, body) = req.into_parts();
+    if is_stream_path(&shared, parts.uri.path()) {
+        return Ok(match stream_request(&parts, &shared, &conn, peer).await {
+            Outcome::Reply(response) => response,
+            Outcome::Stream(mut head, stream) => {
+                *head.body_mut() = ResponseBody::Events(Box::new(stream));
+                head
+            }
+        });
+    }
+    let verdict = match cors_gate(&parts, &shared, false).await {
+        Ok(v) => v,
+        Err(answer) => return Ok(answer),
     };
+    let mut response = serve_plain(parts, body, &shared, peer).await;
     if let Verdict::Allowed(headers) = verdict {
         append(&mut response, headers);
     }
     Ok(response)
+}
+
+/// Answers a request to a stream path: CORS, method, limits, the connect
+/// hook, then the stream. Shared by hyper's path and the direct one.
+pub(crate) async fn stream_request(
+    parts: &Parts,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    peer: SocketAddr,
+) -> Outcome {
+    let verdict = match cors_gate(parts, shared, true).await {
+        Ok(v) => v,
+        Err(answer) => return Outcome::Reply(answer),
+    };
+    let mut outcome = open_stream(parts, shared, conn, peer).await;
+    if let Verdict::Allowed(headers) = verdict {
+        match &mut outcome {
+            Outcome::Reply(r) | Outcome::Stream(r, _) => append(r, headers),
+        }
+    }
+    outcome
 }
 
 /// Whether `Origin` names this very server (a same-origin `fetch` sends it too).
@@ -98,13 +152,13 @@ fn append(response: &mut Response<ResponseBody>, headers: Vec<(http::HeaderName,
     }
 }
 
-fn request_info(req: &Request<Incoming>, peer: SocketAddr) -> Arc<RequestInfo> {
+fn request_info(req: &Parts, peer: SocketAddr) -> Arc<RequestInfo> {
     Arc::new(RequestInfo {
-        method: req.method().as_str().to_owned(),
-        path: req.uri().path().to_owned(),
-        query: req.uri().query().unwrap_or("").to_owned(),
+        method: req.method.as_str().to_owned(),
+        path: req.uri.path().to_owned(),
+        query: req.uri.query().unwrap_or("").to_owned(),
         headers: req
-            .headers()
+            .headers
             .iter()
             .map(|(n, v)| {
                 (
@@ -141,7 +195,7 @@ pub fn reply(reply: Reply) -> Response<ResponseBody> {
 }
 
 /// The response head every stream (and HEAD on a stream path) gets.
-fn stream_head(req: &Request<Incoming>, shared: &Shared) -> Response<ResponseBody> {
+fn stream_head(req: &Parts, shared: &Shared) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Empty);
     let headers = response.headers_mut();
     headers.insert(
@@ -150,7 +204,7 @@ fn stream_head(req: &Request<Incoming>, shared: &Shared) -> Response<ResponseBod
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if req.version() == Version::HTTP_11 {
+    if req.version == Version::HTTP_11 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
     for (name, value) in &shared.config.headers {
@@ -161,13 +215,13 @@ fn stream_head(req: &Request<Incoming>, shared: &Shared) -> Response<ResponseBod
 
 /// What a stream request asks for: channels (from the query when allowed)
 /// and the id to resume after.
-fn stream_params(req: &Request<Incoming>, shared: &Shared) -> (Vec<String>, Option<String>) {
+fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) {
     let mut channels = Vec::new();
     let mut last_event_id = req
-        .headers()
+        .headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+    for (key, value) in form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()) {
         match &*key {
             "channel" if shared.config.channels_from_query && !value.is_empty() => {
                 channels.push(value.into_owned())
@@ -183,24 +237,30 @@ fn stream_params(req: &Request<Incoming>, shared: &Shared) -> (Vec<String>, Opti
 }
 
 async fn open_stream(
-    req: Request<Incoming>,
+    req: &Parts,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     peer: SocketAddr,
-) -> Response<ResponseBody> {
-    match *req.method() {
+) -> Outcome {
+    match req.method {
         Method::GET => {}
-        Method::HEAD => return stream_head(&req, shared),
-        _ => return method_not_allowed(),
+        Method::HEAD => return Outcome::Reply(stream_head(req, shared)),
+        _ => return Outcome::Reply(method_not_allowed()),
     }
     let hooks = &shared.config.hooks;
-    let (mut channels, last_event_id) = stream_params(&req, shared);
+    let (mut channels, last_event_id) = stream_params(req, shared);
     let id = shared.hub.next_client_id();
-    let request = request_info(&req, peer);
+    // Built only when a hook will look at it: a stream without hooks keeps
+    // no copy of its request headers.
+    let request = (hooks.on_connect.is_some()
+        || hooks.on_connection.is_some()
+        || hooks.on_disconnect.is_some())
+    .then(|| request_info(req, peer));
+    let request = || request.clone().unwrap_or_else(|| request_info(req, peer));
     let info = |channels: &[String], stale: bool| {
         Arc::new(ClientInfo {
             id,
-            request: Arc::clone(&request),
+            request: request(),
             channels: channels.to_vec(),
             last_event_id: last_event_id.clone(),
             last_event_id_stale: stale,
@@ -211,11 +271,11 @@ async fn open_stream(
         if let Some(on_disconnect) = &hooks.on_disconnect {
             on_disconnect(info(channels, false), EndReason::Denied);
         }
-        response
+        Outcome::Reply(response)
     };
 
     let permit = match shared.limits.acquire(peer.ip()) {
-        Ok(p) => p,
+        Ok(permit) => permit,
         Err(refusal) => {
             let (status, text) = match refusal {
                 Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
@@ -237,7 +297,7 @@ async fn open_stream(
         let stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
         let decision = on_connect(ConnectRequest {
             id,
-            request: Arc::clone(&request),
+            request: request(),
             channels: channels.clone(),
             last_event_id: last_event_id.clone(),
             last_event_id_stale: stale,
@@ -246,7 +306,10 @@ async fn open_stream(
         match decision {
             Err(e) => {
                 hooks.report("onConnect", e);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+                return Outcome::Reply(plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error\n",
+                ));
             }
             Ok(Decision::Deny(r)) => return deny(reply(r), &channels),
             Ok(Decision::Accept {
@@ -268,17 +331,18 @@ async fn open_stream(
         Arc::clone(&conn.progress),
     );
     conn.attach(Arc::clone(subscriber.client()));
-    let client = info(&subscriber.client().channel_names(), stale);
-    if let Some(on_connection) = &hooks.on_connection {
-        on_connection(Arc::clone(&client));
+    let client = (hooks.on_connection.is_some() || hooks.on_disconnect.is_some())
+        .then(|| info(&subscriber.client().channel_names(), stale));
+    if let (Some(on_connection), Some(client)) = (&hooks.on_connection, &client) {
+        on_connection(Arc::clone(client));
     }
     let on_end = {
         let conn = Arc::clone(conn);
-        let on_disconnect = hooks.on_disconnect.clone();
+        let report = hooks.on_disconnect.clone().zip(client);
         Box::new(move |reason: EndReason| {
             conn.detach();
-            if let Some(f) = on_disconnect {
-                f(client, reason);
+            if let Some((on_disconnect, client)) = report {
+                on_disconnect(client, reason);
             }
         })
     };
@@ -295,25 +359,25 @@ async fn open_stream(
         (!preamble.is_empty()).then(|| preamble.freeze()),
         shared.config.keep_alive,
         Arc::clone(&shared.stats),
-        Some(permit),
+        permit,
         Some(on_end),
         Arc::clone(conn),
     );
-    let mut response = stream_head(&req, shared);
+    let mut response = stream_head(req, shared);
     append(&mut response, extra_headers);
-    *response.body_mut() = ResponseBody::Events(Box::new(stream));
-    response
+    Outcome::Stream(response, stream)
 }
 
 async fn serve_plain(
-    req: Request<Incoming>,
+    req: Parts,
+    body: Incoming,
     shared: &Arc<Shared>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
     let hooks = &shared.config.hooks;
     let request = request_info(&req, peer);
-    let method = req.method().clone();
-    let headers = req.headers().clone();
+    let method = req.method;
+    let headers = req.headers;
     if let Some(on_request) = &hooks.on_request {
         let limit = shared.config.max_body_bytes;
         let declared = headers
@@ -323,7 +387,7 @@ async fn serve_plain(
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large(limit);
         }
-        let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        let body: Bytes = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
             Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),

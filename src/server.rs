@@ -7,14 +7,16 @@
 //! chunk, waits for connections to finish (bounded by a grace period, after
 //! which the stragglers are dropped) and only then resolves.
 
-use crate::connection::{ConnState, Shutdown, Supervised};
+use crate::connection::{ConnState, Ended, Shutdown, Supervised};
 use crate::cors::Cors;
+use crate::direct::DirectStream;
 use crate::event::{retry_hint, Event};
 use crate::hooks::Hooks;
+use crate::http1::{encode_final, encode_head, error_answer, read_head};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
-use crate::io::CountingIo;
+use crate::io::{shutdown_write, CountingIo, Prefixed};
 use crate::limits::Limits;
-use crate::routes::route;
+use crate::routes::{is_stream_path, route, stream_request, Outcome};
 use crate::static_files::StaticRoot;
 use crate::stats::{Stats, StatsSnapshot};
 use http::HeaderMap;
@@ -25,7 +27,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -454,12 +456,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
         .timer(TokioTimer::new())
         .keep_alive(true)
         .max_buf_size(shared.config.max_header_bytes.max(8192));
-    // Later request heads on a kept-alive connection get hyper's own timer;
-    // the first one is the supervisor's, which answers 408.
-    match shared.config.header_timeout {
-        Some(t) => builder.header_read_timeout(t + t / 2),
-        None => builder.header_read_timeout(None),
-    };
+    // The first request head is read (and timed, 408) before hyper sees the
+    // connection; later heads on a kept-alive connection get hyper's timer.
+    builder.header_read_timeout(shared.config.header_timeout);
+    let builder = Arc::new(builder);
     loop {
         tokio::select! {
             biased;
@@ -469,23 +469,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
                 Ok((socket, peer)) => {
                     // Events are small and latency matters more than packet count.
                     let _ = socket.set_nodelay(true);
-                    let socket = Arc::new(socket);
-                    let state = Arc::new(ConnState::default());
-                    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress));
-                    let service = {
-                        let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
-                        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    let supervised = Supervised::new(
-                        conn,
-                        state,
-                        Arc::clone(&shutdown),
+                    connections.spawn(serve_socket(
                         socket,
-                        shared.config.header_timeout,
-                        shared.config.shutdown_grace,
-                    );
-                    connections.spawn(supervised);
+                        peer,
+                        Arc::clone(&shared),
+                        Arc::clone(&shutdown),
+                        Arc::clone(&builder),
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors or a transient network error:
@@ -508,6 +498,135 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
     }
 }
 
+/// Serves one connection: its first request head is read here; a request for
+/// a stream path is served directly (no hyper, see [`crate::direct`]), any
+/// other goes to hyper with the bytes already read.
+///
+/// This future lives as long as the connection, and a future is as large as
+/// its largest state. So the short-lived first phase ([`prepare`]) is boxed
+/// and gone once the stream runs: an idle stream carries only its own state
+/// (a few hundred bytes), not the request parsing or the connect hook.
+async fn serve_socket(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Arc<Shutdown>,
+    builder: Arc<http1::Builder>,
+) {
+    match Box::pin(prepare(socket, peer, shared, shutdown, builder)).await {
+        Next::Direct(stream) => {
+            stream.await;
+        }
+        Next::Hyper(conn) => {
+            conn.await;
+        }
+        Next::Done => {}
+    }
+}
+
+/// What a connection becomes once its first request head is read. (The
+/// direct stream is kept inline on purpose: it is what lives on.)
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    /// A stream served without hyper.
+    Direct(DirectStream),
+    /// Everything else: hyper, supervised.
+    Hyper(std::pin::Pin<Box<dyn std::future::Future<Output = Ended> + Send>>),
+    /// Answered (or failed) already.
+    Done,
+}
+
+async fn prepare(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Arc<Shutdown>,
+    builder: Arc<http1::Builder>,
+) -> Next {
+    let config = &shared.config;
+    let head = tokio::select! {
+        head = read_head(&socket, config.max_header_bytes.max(8192), config.header_timeout) => head,
+        _ = shutdown.wait() => return Next::Done,
+    };
+    let first = match head {
+        Ok(first) => first,
+        Err(e) => {
+            if let Some(answer) = error_answer(&e) {
+                // Best effort: the client may not be reading either.
+                let _ = socket.try_write(answer);
+                let _ = shutdown_write(&socket);
+            }
+            return Next::Done;
+        }
+    };
+    let state = Arc::new(ConnState::default());
+    if is_stream_path(&shared, first.parts.uri.path()) {
+        state
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let version = first.parts.version;
+        let head_only = first.parts.method == http::Method::HEAD;
+        let outcome = stream_request(&first.parts, &shared, &state, peer).await;
+        return match outcome {
+            Outcome::Reply(response) => {
+                let bytes = encode_final(response, version, head_only);
+                let _ =
+                    tokio::time::timeout(config.shutdown_grace, write_all(&socket, &bytes)).await;
+                let _ = shutdown_write(&socket);
+                Next::Done
+            }
+            Outcome::Stream(mut response, stream) => {
+                let chunked = version == http::Version::HTTP_11;
+                if chunked {
+                    response.headers_mut().insert(
+                        http::header::TRANSFER_ENCODING,
+                        http::HeaderValue::from_static("chunked"),
+                    );
+                }
+                let mut head = encode_head(&response, version);
+                head.extend_from_slice(b"\r\n");
+                Next::Direct(DirectStream::new(
+                    socket,
+                    head.freeze(),
+                    stream,
+                    state,
+                    chunked,
+                ))
+            }
+        };
+    }
+    let socket = Arc::new(socket);
+    let io = Prefixed::new(
+        first.raw.freeze(),
+        CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
+    );
+    let service = {
+        let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
+        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    Next::Hyper(Box::pin(Supervised::new(
+        conn,
+        state,
+        shutdown,
+        socket,
+        None,
+        config.shutdown_grace,
+    )))
+}
+
+async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -515,4 +634,35 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// What an idle stream costs is mostly this future: keep it small (the
+    /// benchmark's target is 4 KiB of RSS per idle connection in all).
+    #[tokio::test]
+    async fn a_connection_future_stays_small() {
+        use super::*;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let socket = TcpStream::from_std(s).unwrap();
+        let server = Server::new(Config::default());
+        let fut = serve_socket(
+            socket,
+            addr,
+            Arc::clone(&server.shared),
+            Arc::new(Shutdown::default()),
+            Arc::new(http1::Builder::new()),
+        );
+        assert!(
+            std::mem::size_of_val(&fut) <= 1024,
+            "{}",
+            std::mem::size_of_val(&fut)
+        );
+        assert!(std::mem::size_of::<DirectStream>() <= 512);
+        drop(c);
+    }
 }

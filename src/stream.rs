@@ -99,6 +99,11 @@ impl EventStream {
         }
     }
 
+    /// The client this stream serves.
+    pub fn client(&self) -> &Arc<crate::hub::Client> {
+        self.subscriber.client()
+    }
+
     fn frame(&mut self, parts: Vec<Bytes>, events: u64) -> Frame<Chunks> {
         let bytes: usize = parts.iter().map(Bytes::len).sum();
         self.subscriber

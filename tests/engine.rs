@@ -145,12 +145,17 @@ async fn stream_head_is_flushed_before_any_event() {
     let mut c = Client::get(addr, "/events").await;
     c.read_until(b"\r\n\r\n").await;
     let head = c.head().to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
-    assert!(head.contains("\r\ncontent-type: text/event-stream\r\n"));
-    assert!(head.contains("\r\ncache-control: no-cache\r\n"));
-    assert!(head.contains("\r\nx-accel-buffering: no\r\n"));
-    assert!(head.contains("\r\nconnection: keep-alive\r\n"));
-    assert!(head.contains("\r\ntransfer-encoding: chunked\r\n"));
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], "http/1.1 200 ok", "{head}");
+    for line in [
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "connection: keep-alive",
+        "transfer-encoding: chunked",
+    ] {
+        assert!(lines.contains(&line), "{line} missing in {head}");
+    }
     assert!(!head.contains("content-length"));
     assert!(!head.contains("content-encoding"));
     server.close().await;
@@ -538,4 +543,34 @@ async fn listen_reports_address_in_use() {
         .unwrap_err();
     assert_eq!(err.code, "ENOTFOUND");
     server.close().await;
+}
+
+#[tokio::test]
+async fn a_stream_on_a_kept_alive_connection_is_served_by_hyper_too() {
+    let dir = static_dir();
+    let (server, addr) = start(Config {
+        static_root: Some(StaticRoot::new(&dir.root()).unwrap()),
+        ..config()
+    })
+    .await;
+    // The page first, then the stream, on the same connection, as a browser does.
+    let mut c = Client::request(addr, "GET /app.js HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    c.read_until(b"console.log(1)").await;
+    c.socket
+        .write_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    c.read_until(b"text/event-stream").await;
+    wait_for("stream", || server.stats().connections == 1).await;
+    server
+        .send(&Event::message("over keep-alive"), &[])
+        .unwrap();
+    c.read_until(b"data: over keep-alive\n\n").await;
+    server.close().await;
+    c.read_to_end().await;
+    assert!(
+        c.raw.ends_with(b"0\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&c.raw)
+    );
 }

@@ -1,0 +1,452 @@
+//! sse-loadgen: opens many SSE connections to a server that speaks the
+//! benchmark's control protocol (see bench/peers/README.md), triggers a
+//! burst or a fixed rate of events, and reports deliveries, completeness,
+//! throughput and latency (from the send timestamp each event carries).
+//!
+//! It is deliberately lean per connection: one single-threaded runtime, one
+//! small task and read buffer per connection, and an incremental parser that
+//! decodes chunked framing and SSE `data:` lines without allocating per event.
+//! Prints one JSON object on stdout.
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+#[derive(Clone, Debug)]
+struct Args {
+    port: u16,
+    clients: usize,
+    sources: u8,
+    scenario: String,
+    count: u64,
+    size: u64,
+    rate: u64,
+    seconds: u64,
+    timeout_s: u64,
+    sendcost: u64,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        port: 0,
+        clients: 100,
+        sources: 16,
+        scenario: "burst".into(),
+        count: 100,
+        size: 128,
+        rate: 20,
+        seconds: 10,
+        timeout_s: 60,
+        sendcost: 0,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--port" => a.port = v.parse().expect("--port"),
+            "--clients" => a.clients = v.parse().expect("--clients"),
+            "--sources" => a.sources = v.parse().expect("--sources"),
+            "--scenario" => a.scenario = v,
+            "--count" => a.count = v.parse().expect("--count"),
+            "--size" => a.size = v.parse().expect("--size"),
+            "--rate" => a.rate = v.parse().expect("--rate"),
+            "--seconds" => a.seconds = v.parse().expect("--seconds"),
+            "--timeout-s" => a.timeout_s = v.parse().expect("--timeout-s"),
+            "--sendcost" => a.sendcost = v.parse().expect("--sendcost"),
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    assert!(a.port != 0, "--port is required");
+    a
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Raises the open-file soft limit to the hard limit.
+fn raise_nofile() -> u64 {
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur as u64
+    }
+}
+
+/// Shared results, touched only from the single runtime thread.
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    per_conn: Vec<u64>,
+    latencies: Vec<u32>,
+    last_us: u64,
+    done_conns: usize,
+    errors: u64,
+    closed: usize,
+}
+
+/// Incremental decoder: HTTP/1.1 chunked framing, then SSE lines.
+struct Parser {
+    chunked: bool,
+    state: Chunk,
+    size: u64,
+    line: Vec<u8>,
+    line_len: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Chunk {
+    Size,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    Trailer,
+}
+
+impl Parser {
+    fn new(chunked: bool) -> Self {
+        Parser {
+            chunked,
+            state: Chunk::Size,
+            size: 0,
+            line: Vec::with_capacity(32),
+            line_len: 0,
+        }
+    }
+
+    /// Feeds body bytes; calls `on_data(ts)` for every `data:` line.
+    fn feed(&mut self, mut buf: &[u8], on_data: &mut impl FnMut(u64)) {
+        if !self.chunked {
+            self.sse(buf, on_data);
+            return;
+        }
+        while !buf.is_empty() {
+            match self.state {
+                Chunk::Size => {
+                    let b = buf[0];
+                    buf = &buf[1..];
+                    match b {
+                        b'0'..=b'9' => self.size = self.size * 16 + u64::from(b - b'0'),
+                        b'a'..=b'f' => self.size = self.size * 16 + u64::from(b - b'a' + 10),
+                        b'A'..=b'F' => self.size = self.size * 16 + u64::from(b - b'A' + 10),
+                        b'\r' => self.state = Chunk::SizeLf,
+                        _ => {}
+                    }
+                }
+                Chunk::SizeLf => {
+                    buf = &buf[1..];
+                    self.state = if self.size == 0 {
+                        Chunk::Trailer
+                    } else {
+                        Chunk::Data
+                    };
+                }
+                Chunk::Data => {
+                    let n = (self.size as usize).min(buf.len());
+                    let (data, rest) = buf.split_at(n);
+                    self.sse(data, on_data);
+                    self.size -= n as u64;
+                    buf = rest;
+                    if self.size == 0 {
+                        self.state = Chunk::DataCr;
+                    }
+                }
+                Chunk::DataCr => {
+                    buf = &buf[1..];
+                    self.state = Chunk::DataLf;
+                }
+                Chunk::DataLf => {
+                    buf = &buf[1..];
+                    self.state = Chunk::Size;
+                }
+                Chunk::Trailer => return,
+            }
+        }
+    }
+
+    /// SSE lines: only the first bytes of each line are kept (enough for the timestamp).
+    fn sse(&mut self, data: &[u8], on_data: &mut impl FnMut(u64)) {
+        for &b in data {
+            if b == b'\n' {
+                let line = &self.line[..];
+                if let Some(rest) = line.strip_prefix(b"data:") {
+                    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+                    let mut ts = 0u64;
+                    for &d in rest {
+                        if !d.is_ascii_digit() {
+                            break;
+                        }
+                        ts = ts * 10 + u64::from(d - b'0');
+                    }
+                    on_data(ts);
+                }
+                self.line.clear();
+                self.line_len = 0;
+            } else {
+                if self.line.len() < 32 {
+                    self.line.push(b);
+                }
+                self.line_len += 1;
+            }
+        }
+    }
+}
+
+async fn open(port: u16, source: Ipv4Addr) -> std::io::Result<(TcpStream, Vec<u8>, bool)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
+    let mut stream = socket
+        .connect(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
+        .await?;
+    stream.set_nodelay(true)?;
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .await?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed before the response head"));
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+            if !text.starts_with("http/1.1 200") {
+                return Err(std::io::Error::other(format!("bad status: {}", text.lines().next().unwrap_or(""))));
+            }
+            let chunked = text.contains("transfer-encoding: chunked");
+            let rest = head[end + 4..].to_vec();
+            return Ok((stream, rest, chunked));
+        }
+    }
+}
+
+/// One plain HTTP request on a fresh connection; returns the body.
+async fn control(port: u16, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("control connect");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("control write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("control read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let body_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
+    let head = &text[..body_start];
+    let body = &text[body_start..];
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut plain = Vec::new();
+        let mut rest = body.as_bytes();
+        loop {
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else { break };
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+            if size == 0 || rest.len() < eol + 2 + size {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 4 + size..];
+        }
+        String::from_utf8_lossy(&plain).into_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
+fn json_field(json: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let i = json.find(&pat)? + pat.len();
+    let rest = json[i..].trim_start();
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn sockstat_mem_pages() -> u64 {
+    std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("TCP:"))
+                .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1).map(|v| v.parse().unwrap_or(0)))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let args = parse_args();
+    let nofile = raise_nofile();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let out = local.block_on(&rt, run(args.clone(), nofile));
+    println!("{out}");
+}
+
+async fn run(args: Args, nofile: u64) -> String {
+    let tally = Rc::new(RefCell::new(Tally {
+        per_conn: vec![0; args.clients],
+        ..Tally::default()
+    }));
+    let expected_per_conn = match args.scenario.as_str() {
+        "burst" => args.count,
+        "rate" => args.rate * args.seconds,
+        _ => 0,
+    };
+    let stats_before = control(args.port, "GET", "/stats").await;
+    let sock_before = sockstat_mem_pages();
+    let buf_size = if args.clients <= 1000 { 64 * 1024 } else { 8 * 1024 };
+
+    // Connect in waves, spreading source addresses over 127.0.0.x.
+    let connect_start = Instant::now();
+    let open_failed;
+    let sem = Rc::new(tokio::sync::Semaphore::new(256));
+    let mut handles = Vec::with_capacity(args.clients);
+    let ready = Rc::new(RefCell::new(0usize));
+    for i in 0..args.clients {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources.max(1) as usize) as u8);
+        let tally = Rc::clone(&tally);
+        let sem = Rc::clone(&sem);
+        let ready = Rc::clone(&ready);
+        let port = args.port;
+        handles.push(tokio::task::spawn_local(async move {
+            let permit = sem.acquire().await.expect("semaphore");
+            let opened = open(port, source).await;
+            drop(permit);
+            let (mut stream, first, chunked) = match opened {
+                Ok(x) => x,
+                Err(_) => {
+                    tally.borrow_mut().errors += 1;
+                    return false;
+                }
+            };
+            *ready.borrow_mut() += 1;
+            let mut parser = Parser::new(chunked);
+            let mut count = 0u64;
+            let mut on_data = |ts: u64| {
+                let now = now_us();
+                let mut t = tally.borrow_mut();
+                t.received += 1;
+                t.per_conn[i] += 1;
+                t.latencies.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
+                t.last_us = t.last_us.max(now);
+                count += 1;
+                if count == expected_per_conn {
+                    t.done_conns += 1;
+                }
+            };
+            parser.feed(&first, &mut on_data);
+            let mut buf = vec![0u8; buf_size];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => parser.feed(&buf[..n], &mut on_data),
+                }
+            }
+            tally.borrow_mut().closed += 1;
+            true
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_s.max(30));
+    loop {
+        let r = *ready.borrow();
+        let e = tally.borrow().errors as usize;
+        if r + e >= args.clients || Instant::now() > deadline {
+            open_failed = e as u64;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connected = *ready.borrow();
+    let connect_ms = connect_start.elapsed().as_secs_f64() * 1000.0;
+    // Let the server register every stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut server_reply = String::new();
+    let mut stats_after = String::new();
+    let mut sendcost = String::new();
+    let t0 = now_us();
+    match args.scenario.as_str() {
+        "burst" => {
+            server_reply = control(args.port, "POST", &format!("/burst?count={}&size={}", args.count, args.size)).await;
+            let end = Instant::now() + Duration::from_secs(args.timeout_s);
+            while tally.borrow().done_conns < connected && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        "rate" => {
+            server_reply = control(args.port, "POST", &format!("/rate?rate={}&seconds={}&size={}", args.rate, args.seconds, args.size)).await;
+            tokio::time::sleep(Duration::from_secs(args.seconds + 3)).await;
+        }
+        "idle" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stats_after = control(args.port, "GET", "/stats").await;
+            if args.sendcost > 0 {
+                sendcost = control(args.port, "POST", &format!("/sendcost?count={}&size={}", args.sendcost, args.size)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    let sock_after = sockstat_mem_pages();
+    if stats_after.is_empty() {
+        stats_after = control(args.port, "GET", "/stats").await;
+    }
+    let t = tally.borrow();
+    let mut lat = t.latencies.clone();
+    lat.sort_unstable();
+    let expected = expected_per_conn * connected as u64;
+    let duration_us = t.last_us.saturating_sub(t0).max(1);
+    let complete = t.per_conn.iter().filter(|&&c| c >= expected_per_conn).count();
+    let rss_before = json_field(&stats_before, "rss").unwrap_or(0.0);
+    let rss_after = json_field(&stats_after, "rss").unwrap_or(0.0);
+    let per_conn = if connected > 0 { (rss_after - rss_before) / connected as f64 } else { 0.0 };
+    let kernel_per_conn = if connected > 0 {
+        (sock_after.saturating_sub(sock_before) as f64 * 4096.0) / connected as f64
+    } else {
+        0.0
+    };
+    let server_json = if server_reply.trim_start().starts_with('{') { server_reply.trim().to_owned() } else { "null".to_owned() };
+    let sendcost_json = if sendcost.trim_start().starts_with('{') { sendcost.trim().to_owned() } else { "null".to_owned() };
+    format!(
+        concat!(
+            "{{\"scenario\":\"{}\",\"clients\":{},\"connected\":{},\"openFailed\":{},\"connectMs\":{:.0},\"nofile\":{},",
+            "\"count\":{},\"size\":{},\"rate\":{},\"seconds\":{},",
+            "\"expected\":{},\"delivered\":{},\"completeClients\":{},\"complete\":{},",
+            "\"durationMs\":{:.1},\"deliveriesPerSec\":{:.0},",
+            "\"latencyUs\":{{\"p50\":{},\"p99\":{},\"max\":{}}},",
+            "\"rssBefore\":{},\"rssAfter\":{},\"rssPerConn\":{:.0},\"kernelPerConn\":{:.0},",
+            "\"server\":{},\"sendcost\":{}}}"
+        ),
+        args.scenario, args.clients, connected, open_failed, connect_ms, nofile,
+        args.count, args.size, args.rate, args.seconds,
+        expected, t.received, complete, expected > 0 && t.received >= expected && complete == connected,
+        duration_us as f64 / 1000.0,
+        if expected > 0 { t.received as f64 / (duration_us as f64 / 1e6) } else { 0.0 },
+        percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(0),
+        rss_before, rss_after, per_conn, kernel_per_conn,
+        server_json, sendcost_json,
+    )
+}
