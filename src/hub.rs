@@ -121,6 +121,10 @@ pub struct Hub {
     next_client: AtomicU64,
     dirty: Mutex<Vec<Arc<Channel>>>,
     pending: Notify,
+    /// Set while a fan-out round is due, so a burst of sends pokes the
+    /// fan-out task once instead of once per send (a wake-up can cost a
+    /// system call on the sending thread).
+    scheduled: AtomicBool,
     closed: AtomicBool,
 }
 
@@ -334,6 +338,7 @@ impl Hub {
             next_client: AtomicU64::new(1),
             dirty: Mutex::new(Vec::new()),
             pending: Notify::new(),
+            scheduled: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
     }
@@ -390,19 +395,15 @@ impl Hub {
         // unsubscribing client holds to remove an empty channel: an event can
         // never land in a channel that was just dropped from the map.
         let mut next = lock(&self.publish);
-        let targets: Vec<Arc<Channel>> = if channels.is_empty() {
-            vec![self.channel(DEFAULT_CHANNEL)]
-        } else {
-            let mut seen: Vec<&str> = Vec::with_capacity(channels.len());
-            channels
-                .iter()
-                .filter(|c| {
-                    let fresh = !seen.contains(c);
-                    seen.push(c);
-                    fresh
-                })
-                .map(|c| self.channel(c))
-                .collect()
+        let targets: Vec<Arc<Channel>> = match channels {
+            [] => vec![self.channel(DEFAULT_CHANNEL)],
+            [one] => vec![self.channel(one)],
+            many => {
+                let mut names: Vec<&str> = many.to_vec();
+                names.sort_unstable();
+                names.dedup();
+                names.into_iter().map(|c| self.channel(c)).collect()
+            }
         };
         let gseq = *next;
         *next += 1;
@@ -419,7 +420,9 @@ impl Hub {
             }
         }
         drop(dirty);
-        self.pending.notify_one();
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.pending.notify_one();
+        }
         gseq
     }
 
@@ -656,6 +659,9 @@ impl Hub {
     pub async fn run_fanout(self: Arc<Self>) {
         loop {
             self.pending.notified().await;
+            // Cleared before taking the list: a send after this point either
+            // lands in the list taken below or schedules another round.
+            self.scheduled.store(false, Ordering::Release);
             let dirty = std::mem::take(&mut *lock(&self.dirty));
             for ch in dirty {
                 ch.dirty.store(false, Ordering::Release);

@@ -222,6 +222,8 @@ enum State {
 pub struct Server {
     shared: Arc<Shared>,
     state: Mutex<State>,
+    /// Set as soon as `close` is called, so `send` refuses without a lock.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -237,19 +239,17 @@ impl Server {
                 stats: Arc::new(Stats::default()),
             }),
             state: Mutex::new(State::Idle),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Publishes `event` to `channels` (the default channel when empty). It is
     /// encoded once; the cost does not depend on the number of clients.
     /// Returns the event's global sequence number.
-    pub fn send(&self, event: &Event, channels: &[&str]) -> Result<u64, SendError> {
+    pub fn send(&self, event: Event, channels: &[&str]) -> Result<u64, SendError> {
         self.check_open()?;
         self.shared.stats.event_accepted();
-        Ok(self
-            .shared
-            .hub
-            .publish(channels, &Payload::Event(event.clone())))
+        Ok(self.shared.hub.publish(channels, &Payload::Event(event)))
     }
 
     /// Sends a comment (one `:` line per line of text) to `channels`.
@@ -263,12 +263,9 @@ impl Server {
     }
 
     /// Sends `event` to one client only. `Ok(false)` when it is not connected.
-    pub fn send_to(&self, client_id: u64, event: &Event) -> Result<bool, SendError> {
+    pub fn send_to(&self, client_id: u64, event: Event) -> Result<bool, SendError> {
         self.check_open()?;
-        let sent = self
-            .shared
-            .hub
-            .send_to(client_id, &Payload::Event(event.clone()));
+        let sent = self.shared.hub.send_to(client_id, &Payload::Event(event));
         if sent {
             self.shared.stats.event_accepted();
         }
@@ -291,7 +288,7 @@ impl Server {
     }
 
     fn check_open(&self) -> Result<(), SendError> {
-        if self.shared.hub.is_closed() || matches!(*self.lock_state(), State::Closed) {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
             return Err(SendError::Closed);
         }
         Ok(())
@@ -423,6 +420,8 @@ impl Server {
     /// connection is closed (or the grace period ran out and the rest were
     /// dropped). Idempotent; safe to call before `listen`.
     pub async fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         let previous = std::mem::replace(&mut *self.lock_state(), State::Closed);
         match previous {
             State::Listening {

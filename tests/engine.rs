@@ -171,13 +171,13 @@ async fn events_arrive_byte_exact_in_send_order() {
     let mut c = Client::get(addr, "/events?x=1").await;
     c.read_until(b"retry: 3000\n\n").await;
     wait_for("subscriber", || server.stats().connections == 1).await;
-    server.send(&Event::message("12:00:00"), &[]).unwrap();
+    server.send(Event::message("12:00:00"), &[]).unwrap();
     server.comment("'这是注释！'", &[]).unwrap();
     let named = Event::message("2026/11/26 12:00:00")
         .event("myEvent")
         .unwrap();
-    server.send(&named, &[]).unwrap();
-    server.send(&Event::message("a\nb\r\nc\rd"), &[]).unwrap();
+    server.send(named, &[]).unwrap();
+    server.send(Event::message("a\nb\r\nc\rd"), &[]).unwrap();
     c.read_until(b"data: d\n\n").await;
     let expected = "retry: 3000\n\n\
         data: 12:00:00\n\n\
@@ -198,7 +198,7 @@ async fn several_paths_each_open_a_stream() {
     let mut a = Client::get(addr, "/a").await;
     let mut b = Client::get(addr, "/b").await;
     wait_for("two subscribers", || server.stats().connections == 2).await;
-    server.send(&Event::message("both"), &[]).unwrap();
+    server.send(Event::message("both"), &[]).unwrap();
     a.read_until(b"data: both\n\n").await;
     b.read_until(b"data: both\n\n").await;
     server.close().await;
@@ -216,7 +216,7 @@ async fn heartbeats_fill_only_silence() {
     wait_for("subscriber", || server.stats().connections == 1).await;
     // Busy for ~900 ms: an event every 100 ms leaves no room for a heartbeat.
     for i in 0..9 {
-        server.send(&Event::message(i.to_string()), &[]).unwrap();
+        server.send(Event::message(i.to_string()), &[]).unwrap();
         sleep(Duration::from_millis(100)).await;
     }
     c.read_until(b"data: 8\n\n").await;
@@ -284,7 +284,7 @@ async fn close_writes_pending_events_then_the_terminating_chunk() {
     let mut c = Client::get(addr, "/events").await;
     c.read_until(b"\r\n\r\n").await;
     wait_for("subscriber", || server.stats().connections == 1).await;
-    server.send(&Event::message("last words"), &[]).unwrap();
+    server.send(Event::message("last words"), &[]).unwrap();
     server.close().await;
     c.read_to_end().await;
     assert!(
@@ -293,7 +293,7 @@ async fn close_writes_pending_events_then_the_terminating_chunk() {
         String::from_utf8_lossy(&c.raw)
     );
     assert_eq!(c.body(), b"data: last words\n\n");
-    assert!(server.send(&Event::message("late"), &[]).is_err());
+    assert!(server.send(Event::message("late"), &[]).is_err());
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "still accepting after close"
@@ -312,7 +312,7 @@ async fn close_does_not_wait_forever_for_a_client_that_does_not_read() {
     wait_for("subscriber", || server.stats().connections == 1).await;
     let big = "x".repeat(64 * 1024);
     for _ in 0..12 {
-        server.send(&Event::message(big.as_str()), &[]).unwrap();
+        server.send(Event::message(big.as_str()), &[]).unwrap();
     }
     let started = Instant::now();
     timeout(Duration::from_secs(5), server.close())
@@ -340,7 +340,7 @@ async fn a_stalled_client_is_evicted_and_fast_ones_get_everything() {
     let mut read = 0usize;
     for i in 0..400 {
         server
-            .send(&Event::message(format!("{i} {payload}")), &[])
+            .send(Event::message(format!("{i} {payload}")), &[])
             .unwrap();
         // The fast client keeps up.
         let mut buf = vec![0u8; 1 << 20];
@@ -377,7 +377,7 @@ async fn many_clients_get_every_event_in_order() {
     for i in 0..100 {
         server
             .send(
-                &Event::message(i.to_string()).id(i.to_string()).unwrap(),
+                Event::message(i.to_string()).id(i.to_string()).unwrap(),
                 &[],
             )
             .unwrap();
@@ -562,9 +562,7 @@ async fn a_stream_on_a_kept_alive_connection_is_served_by_hyper_too() {
         .unwrap();
     c.read_until(b"text/event-stream").await;
     wait_for("stream", || server.stats().connections == 1).await;
-    server
-        .send(&Event::message("over keep-alive"), &[])
-        .unwrap();
+    server.send(Event::message("over keep-alive"), &[]).unwrap();
     c.read_until(b"data: over keep-alive\n\n").await;
     server.close().await;
     c.read_to_end().await;

@@ -15,7 +15,7 @@
 //                          which would add quotes and break "exactly S bytes")
 // What cannot be turned off: channel.broadcast() always writes `event:message`
 // and `id:<one random UUID per broadcast>` before `data:` (and no space after
-// the colons), so every event is about 57 bytes longer on the wire than with
+// the colons), so every event is 53 bytes longer on the wire than with
 // the other peers, and each broadcast calls crypto.randomUUID() once. The
 // default sanitizer (two regex replaces per field per session) is kept.
 import http from 'node:http'

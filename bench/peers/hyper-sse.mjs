@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 // Benchmark peer "hyper-sse": the benchmark scenario served by this package.
 // The streams are the engine's (createServer({ path: '/events' })); the
 // control routes are plain routes answered by onRequest on the same port.
@@ -108,10 +109,16 @@ function onSendcost(query) {
   if (count === null || count === 0) return badRequest('count')
   if (size === null) return badRequest('size')
   const data = dataMaker(size)()
+  // Wall time, and the JS thread's own CPU time (first field of
+  // /proc/thread-self/schedstat, in ns): with the server pinned to one CPU,
+  // wall time also counts the engine's threads taking that CPU away.
+  const cpu = () => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0])
+  const c0 = cpu()
   const t0 = process.hrtime.bigint()
   for (let i = 0; i < count; i++) server.send(data)
   const ns = process.hrtime.bigint() - t0
-  return { body: { count, nsPerCall: Number(ns) / count } }
+  const cpuNs = cpu() - c0
+  return { body: { count, nsPerCall: Number(ns) / count, cpuNsPerCall: cpuNs / count } }
 }
 
 function onRequest(req) {

@@ -20,7 +20,6 @@ mod convert;
 mod hooks;
 mod options;
 
-use crate::hub::DEFAULT_CHANNEL;
 use crate::server::ListenError;
 use convert::{is_nullish, throw, throw_code, Bad, Res};
 use napi::bindgen_prelude::*;
@@ -402,7 +401,7 @@ impl Server {
         .map_err(|b| throw(env, b))?;
         let names: Vec<&str> = channels.iter().map(String::as_str).collect();
         self.engine
-            .send(&event, &names)
+            .send(event, &names)
             .map(|_| ())
             .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("send(): {e}")))
     }
@@ -444,7 +443,7 @@ impl Server {
         })()
         .map_err(|b| throw(env, b))?;
         self.engine
-            .send_to(id, &event)
+            .send_to(id, event)
             .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("sendTo(): {e}")))
     }
 
@@ -531,19 +530,19 @@ impl Server {
     }
 }
 
-/// The channels of `{ channel }` (none: the default channel).
+/// The channels of `{ channel }`; empty means the default channel.
 fn send_channels(options: Option<Unknown>, context: &str) -> Res<Vec<String>> {
     let Some(options) = options else {
-        return Ok(vec![DEFAULT_CHANNEL.to_owned()]);
+        return Ok(Vec::new());
     };
     if is_nullish(&options)? {
-        return Ok(vec![DEFAULT_CHANNEL.to_owned()]);
+        return Ok(Vec::new());
     }
     let what = format!("{context}: options");
     let obj = convert::object(options, &what)?;
     convert::check_keys(&obj, &["channel"], &what)?;
     match convert::field(&obj, "channel")? {
-        None => Ok(vec![DEFAULT_CHANNEL.to_owned()]),
+        None => Ok(Vec::new()),
         Some(c) => {
             let list = convert::channels(c, &format!("{what}.channel"))?;
             if list.is_empty() {

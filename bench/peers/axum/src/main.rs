@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
-use axum::serve::ListenerExt;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -99,18 +99,29 @@ where
     Sse::new(stream)
 }
 
-fn param(q: &HashMap<String, String>, name: &str) -> Result<u64, Response> {
+/// A non-negative integer query parameter, or a 400 naming it.
+fn param(q: &HashMap<String, String>, name: &str) -> Result<u64, BadParam> {
     q.get(name)
         .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| {
-            (StatusCode::BAD_REQUEST, format!("missing or invalid {name}\n")).into_response()
-        })
+        .ok_or(BadParam(name.to_owned()))
+}
+
+struct BadParam(String);
+
+impl IntoResponse for BadParam {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("missing or invalid {}\n", self.0),
+        )
+            .into_response()
+    }
 }
 
 async fn burst(
     State(st): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, Response> {
+) -> Result<Response, BadParam> {
     let count = param(&q, "count")?;
     let size = param(&q, "size")? as usize;
     let start = Instant::now();
@@ -126,12 +137,12 @@ async fn burst(
 async fn rate(
     State(st): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, Response> {
+) -> Result<Response, BadParam> {
     let rate = param(&q, "rate")?;
     let seconds = param(&q, "seconds")?;
     let size = param(&q, "size")? as usize;
     if rate == 0 {
-        return Err((StatusCode::BAD_REQUEST, "rate must be > 0\n").into_response());
+        return Err(BadParam("rate".into()));
     }
     let total = rate * seconds;
     tokio::spawn(async move {
@@ -205,9 +216,10 @@ async fn main() {
         .method_not_allowed_fallback(not_found)
         .with_state(st);
 
-    let addr: SocketAddr = match format!("{host}:{port}").parse().or_else(|_| {
-        format!("[{host}]:{port}").parse::<SocketAddr>()
-    }) {
+    let addr: SocketAddr = match format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse::<SocketAddr>())
+    {
         Ok(a) => a,
         Err(_) => {
             eprintln!("invalid HOST/PORT: {host}:{port}");

@@ -1,0 +1,284 @@
+// `npm run bench`: the whole comparison, side by side, in one run.
+//
+// Every scenario runs against every peer server (bench/peers): hyper-sse, the
+// seed's plain Node http + res.write loop, better-sse, and a pure-Rust axum
+// server with a tokio broadcast channel. Each run starts a fresh server pinned
+// to CPU 0 and the load generator (bench/loadgen, Rust) pinned to CPU 1, on
+// loopback only; every run is bounded in time and the server is stopped by
+// its PID afterwards. Results: a table on the terminal, bench/results/latest.json
+// and bench/results/chart.svg.
+//
+//   npm run bench              # full suite (about 8-12 minutes on 2 cores)
+//   npm run bench -- --quick   # one repetition, smaller scenarios (a smoke test)
+
+import { spawn, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+const bench = path.join(root, 'bench')
+const quick = process.argv.includes('--quick')
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
+const REPEAT = quick ? 1 : 3
+const MAX_CLIENTS = 19_000 // the open-file limit here is 20,000 per process
+
+const loadgenBin = path.join(bench, 'loadgen', 'target', 'release', 'sse-loadgen')
+const axumBin = path.join(bench, 'peers', 'axum', 'target', 'release', 'axum-sse-peer')
+
+const peers = [
+  { name: 'hyper-sse', cmd: process.execPath, args: [path.join(bench, 'peers', 'hyper-sse.mjs')] },
+  { name: 'axum (Rust)', cmd: axumBin, args: [] },
+  { name: 'better-sse', cmd: process.execPath, args: [path.join(bench, 'peers', 'better-sse.mjs')] },
+  { name: 'seed loop', cmd: process.execPath, args: [path.join(bench, 'peers', 'seed.mjs')] },
+]
+
+const s = (n) => (quick ? Math.max(1, Math.round(n / 10)) : n)
+const scenarios = [
+  { id: 'burst-1k', title: '1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT },
+  { id: 'burst-10k', title: '10,000 clients × 200 events × 128 B', kind: 'burst', clients: s(10_000), count: s(200), size: 128, repeat: REPEAT },
+  { id: 'burst-100', title: '100 clients × 50,000 events × 64 B', kind: 'burst', clients: 100, count: s(50_000), size: 64, repeat: REPEAT },
+  { id: 'rate-10k', title: '10,000 clients × 20 events/s × 10 s', kind: 'rate', clients: s(10_000), rate: 20, seconds: quick ? 3 : 10, size: 128, repeat: 1 },
+  { id: 'idle', title: `${MAX_CLIENTS.toLocaleString('en')} idle connections`, kind: 'idle', clients: quick ? 2000 : MAX_CLIENTS, repeat: 1 },
+]
+const sendcostClients = quick ? [1, 1000] : [1, 1000, 10_000, MAX_CLIENTS]
+
+function build() {
+  const cargo = (manifest) =>
+    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
+  console.log('building the load generator and the axum peer (release)…')
+  cargo(path.join(bench, 'loadgen', 'Cargo.toml'))
+  cargo(path.join(bench, 'peers', 'axum', 'Cargo.toml'))
+}
+
+let nextPort = 21_000 // below the ephemeral range (32768+), so no client socket holds it
+function startServer(peer) {
+  const port = nextPort++
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', '0', peer.cmd, ...peer.args], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${peer.name} did not start: ${out}`))
+    }, 20_000)
+    const onData = (d) => {
+      out += d
+      if (/listening \d+/.test(out)) {
+        clearTimeout(timer)
+        resolve({ child, port })
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', (d) => (out += d))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${peer.name} exited (${code}) before listening: ${out}`))
+    })
+  })
+}
+
+function stopServer({ child }) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+function loadgen(args, timeoutS) {
+  return new Promise((resolve) => {
+    const child = spawn('taskset', ['-c', '1', loadgenBin, ...args, '--timeout-s', String(timeoutS)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const killer = setTimeout(() => child.kill('SIGKILL'), (timeoutS + 60) * 1000)
+    child.on('exit', () => {
+      clearTimeout(killer)
+      try {
+        resolve(JSON.parse(out))
+      } catch {
+        resolve({ error: (err || out).slice(-400) })
+      }
+    })
+  })
+}
+
+async function runOnce(peer, sc) {
+  const server = await startServer(peer)
+  try {
+    const args = ['--port', String(server.port), '--clients', String(sc.clients), '--scenario', sc.kind, '--sources', '32']
+    if (sc.kind === 'burst') args.push('--count', String(sc.count), '--size', String(sc.size))
+    if (sc.kind === 'rate') args.push('--rate', String(sc.rate), '--seconds', String(sc.seconds), '--size', String(sc.size))
+    if (sc.kind === 'idle' && sc.sendcost) args.push('--sendcost', String(sc.sendcost), '--size', '64')
+    return await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120)
+  } finally {
+    await stopServer(server)
+  }
+}
+
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (!v.length) return NaN
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+function machine() {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: os.release(),
+    date: new Date().toISOString(),
+  }
+}
+
+async function main() {
+  build()
+  const started = Date.now()
+  const results = { machine: machine(), quick, scenarios: [], sendcost: [] }
+  for (const sc of scenarios) {
+    if (only && !only.includes(sc.id)) continue
+    const row = { ...sc, peers: {} }
+    for (const peer of peers) {
+      const runs = []
+      for (let i = 0; i < sc.repeat; i++) {
+        process.stdout.write(`  ${sc.id.padEnd(10)} ${peer.name.padEnd(12)} run ${i + 1}/${sc.repeat} … `)
+        const r = await runOnce(peer, sc)
+        runs.push(r)
+        console.log(r.error ? `error: ${r.error}` : summary(sc, r))
+      }
+      row.peers[peer.name] = aggregate(sc, runs)
+    }
+    results.scenarios.push(row)
+  }
+  if (!only || only.includes('sendcost')) {
+    const hyper = peers[0]
+    for (const clients of sendcostClients) {
+      process.stdout.write(`  sendcost   ${String(clients).padStart(6)} clients … `)
+      const r = await runOnce(hyper, { kind: 'idle', clients, sendcost: quick ? 100_000 : 1_000_000 })
+      const ns = r.sendcost?.nsPerCall
+      const cpuNs = r.sendcost?.cpuNsPerCall
+      console.log(ns ? `${(ns / 1000).toFixed(2)} µs per send() wall, ${(cpuNs / 1000).toFixed(2)} µs JS-thread CPU` : `error: ${r.error ?? 'no answer'}`)
+      results.sendcost.push({ clients: r.connected ?? clients, nsPerCall: ns ?? null, cpuNsPerCall: cpuNs ?? null })
+    }
+  }
+  results.elapsedS = Math.round((Date.now() - started) / 1000)
+  const dir = path.join(bench, 'results')
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, quick ? 'quick.json' : 'latest.json'), JSON.stringify(results, null, 2) + '\n')
+  fs.writeFileSync(path.join(dir, quick ? 'quick.svg' : 'chart.svg'), chart(results))
+  console.log('\n' + table(results))
+  console.log(`\nwrote bench/results/${quick ? 'quick' : 'latest'}.json and bench/results/${quick ? 'quick.svg' : 'chart.svg'} in ${results.elapsedS} s`)
+}
+
+function summary(sc, r) {
+  if (sc.kind === 'idle') return `${r.connected} connected, RSS ${(r.rssPerConn / 1024).toFixed(2)} KiB/conn, kernel ${(r.kernelPerConn / 1024).toFixed(2)} KiB/conn`
+  const lat = `p50 ${(r.latencyUs.p50 / 1000).toFixed(1)} ms, p99 ${(r.latencyUs.p99 / 1000).toFixed(1)} ms`
+  return `${r.complete ? 'complete' : `INCOMPLETE ${r.delivered}/${r.expected}`}, ${Math.round(r.deliveriesPerSec).toLocaleString('en')} deliveries/s, ${lat}`
+}
+
+function aggregate(sc, runs) {
+  const ok = runs.filter((r) => !r.error)
+  const pick = (f) => median(ok.map(f))
+  return {
+    runs: runs.length,
+    errors: runs.filter((r) => r.error).map((r) => r.error),
+    complete: ok.length > 0 && ok.every((r) => r.complete || sc.kind === 'idle'),
+    completeness: pick((r) => (r.expected ? r.delivered / r.expected : NaN)),
+    deliveriesPerSec: pick((r) => r.deliveriesPerSec),
+    p50Ms: pick((r) => r.latencyUs.p50 / 1000),
+    p99Ms: pick((r) => r.latencyUs.p99 / 1000),
+    maxMs: pick((r) => r.latencyUs.max / 1000),
+    connected: pick((r) => r.connected),
+    rssPerConnKiB: pick((r) => r.rssPerConn / 1024),
+    kernelPerConnKiB: pick((r) => r.kernelPerConn / 1024),
+    loopMs: pick((r) => r.server?.loopMs),
+    eldP99Ms: pick((r) => r.server?.eld?.p99),
+    eldMaxMs: pick((r) => r.server?.eld?.max),
+  }
+}
+
+const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—')
+
+function table(results) {
+  const lines = []
+  const names = peers.map((p) => p.name)
+  lines.push(`Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Node ${results.machine.node}; server on CPU 0, load generator on CPU 1; medians of ${REPEAT} runs (bursts).`)
+  lines.push('')
+  lines.push(`| scenario | metric | ${names.join(' | ')} |`)
+  lines.push(`|---|---|${names.map(() => '---:').join('|')}|`)
+  for (const row of results.scenarios) {
+    const cell = (f) => names.map((n) => (row.peers[n] ? f(row.peers[n]) : '—')).join(' | ')
+    if (row.kind === 'burst') {
+      lines.push(`| ${row.title} | deliveries/s | ${cell((p) => fmt(p.deliveriesPerSec) + (p.complete ? '' : ' (incomplete)'))} |`)
+      lines.push(`| | p99 latency ms | ${cell((p) => fmt(p.p99Ms, 1))} |`)
+      lines.push(`| | event-loop delay p99 / max ms | ${cell((p) => (Number.isFinite(p.eldP99Ms) ? `${fmt(p.eldP99Ms, 1)} / ${fmt(p.eldMaxMs, 1)}` : 'n/a'))} |`)
+    } else if (row.kind === 'rate') {
+      lines.push(`| ${row.title} | p50 / p99 latency ms | ${cell((p) => `${fmt(p.p50Ms, 1)} / ${fmt(p.p99Ms, 1)}`)} |`)
+      lines.push(`| | complete | ${cell((p) => (p.complete ? 'yes' : `no (${fmt(100 * p.completeness, 2)} %)`))} |`)
+    } else {
+      lines.push(`| ${row.title} | RSS KiB per connection | ${cell((p) => fmt(p.rssPerConnKiB, 2))} |`)
+      lines.push(`| | kernel socket KiB per conn | ${cell((p) => fmt(p.kernelPerConnKiB, 2))} |`)
+    }
+  }
+  if (results.sendcost.length) {
+    lines.push('')
+    lines.push(`| hyper-sse send() on the JS thread | ${results.sendcost.map((c) => `${fmt(c.clients)} clients`).join(' | ')} |`)
+    lines.push(`|---|${results.sendcost.map(() => '---:').join('|')}|`)
+    lines.push(`| µs per call, JS-thread CPU time | ${results.sendcost.map((c) => fmt(c.cpuNsPerCall / 1000, 2)).join(' | ')} |`)
+    lines.push(`| µs per call, wall clock (one CPU shared with the engine's threads) | ${results.sendcost.map((c) => fmt(c.nsPerCall / 1000, 2)).join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+function chart(results) {
+  const names = peers.map((p) => p.name)
+  const colors = ['#d9480f', '#1c7ed6', '#2f9e44', '#868e96']
+  const panels = []
+  for (const row of results.scenarios) {
+    if (row.kind === 'burst') panels.push({ title: `${row.title}: deliveries/s`, values: names.map((n) => row.peers[n]?.deliveriesPerSec), fmt: (v) => `${(v / 1e6).toFixed(2)} M` })
+    if (row.kind === 'rate') panels.push({ title: `${row.title}: p99 latency (ms, lower is better)`, values: names.map((n) => row.peers[n]?.p99Ms), fmt: (v) => v.toFixed(1) })
+    if (row.kind === 'idle') panels.push({ title: `${row.title}: RSS KiB per connection (lower is better)`, values: names.map((n) => row.peers[n]?.rssPerConnKiB), fmt: (v) => v.toFixed(2) })
+  }
+  const W = 760
+  const panelH = 150
+  const H = 60 + panels.length * panelH + 30
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="100%" height="100%" fill="white"/>`]
+  out.push(`<text x="20" y="24" font-size="15" font-weight="bold">hyper-sse benchmark (${results.machine.cores} cores, ${esc(results.machine.cpu)})</text>`)
+  names.forEach((n, i) => {
+    out.push(`<rect x="${20 + i * 150}" y="36" width="12" height="12" fill="${colors[i]}"/><text x="${36 + i * 150}" y="46">${esc(n)}</text>`)
+  })
+  panels.forEach((p, k) => {
+    const y0 = 60 + k * panelH
+    out.push(`<text x="20" y="${y0 + 20}" font-weight="bold">${esc(p.title)}</text>`)
+    const max = Math.max(...p.values.filter(Number.isFinite), 1e-9)
+    p.values.forEach((v, i) => {
+      const y = y0 + 30 + i * 26
+      const w = Number.isFinite(v) ? Math.max(1, (v / max) * 520) : 0
+      out.push(`<text x="20" y="${y + 14}">${esc(names[i])}</text>`)
+      out.push(`<rect x="120" y="${y}" width="${w.toFixed(1)}" height="20" fill="${colors[i]}"/>`)
+      out.push(`<text x="${126 + w}" y="${y + 14}">${Number.isFinite(v) ? p.fmt(v) : 'n/a'}</text>`)
+    })
+  })
+  out.push(`<text x="20" y="${H - 10}" fill="#555">${esc(results.machine.date)} · Node ${esc(results.machine.node)} · server pinned to CPU 0, load generator to CPU 1 · loopback</text>`)
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
+
+const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
