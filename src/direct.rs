@@ -124,7 +124,8 @@ impl Future for DirectStream {
                     this.stream.client().register(cx.waker());
                     return Poll::Pending;
                 }
-                let mut slices = [IoSlice::new(&[]); 64];
+                // A whole batch (up to 256 events, plus framing) in one writev.
+                let mut slices = [IoSlice::new(&[]); 260];
                 let n = out.chunks_vectored(&mut slices);
                 match this.socket.try_write_vectored(&slices[..n]) {
                     Ok(written) => {
