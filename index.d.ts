@@ -61,6 +61,13 @@ export declare class Server {
    * e.g. with status 204. Returns `false` when that client is not connected.
    */
   disconnect(clientId: string): boolean
+  /**
+   * Replaces the TLS certificate and key (e.g. after renewal) without a
+   * restart: new connections use them, open ones keep theirs. Throws a
+   * `TypeError` naming the field when the PEM is bad (the old certificate
+   * stays), and an `Error` when the server was created without `tls`.
+   */
+  setSecureContext(context: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }): void
   /** The server's counters right now. */
   stats(): ServerStats
   /** The port the server listens on, or `null` when it is not listening. */
@@ -147,6 +154,8 @@ export interface HttpRequest {
   remoteAddress: string
   /** The client's port. */
   remotePort: number
+  /** The HTTP version: `'1.0'`, `'1.1'` or `'2'`. */
+  httpVersion: string
   /** The request body (empty for GET); `body.toString()` for text. */
   body: Buffer
 }
@@ -272,6 +281,19 @@ export interface ServerOptions {
   maxHeaderBytes?: number
   /** Largest request body read for `onRequest` (413 beyond). Default 1048576. */
   maxBodyBytes?: number
+  /**
+   * Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
+   * intermediate certificates. ALPN offers `h2` and `http/1.1`, so
+   * browsers get HTTP/2 (many EventSources share one connection) and older
+   * clients HTTP/1.1, on the same port. Bad PEM or a key that does not
+   * match the certificate throws a `TypeError`.
+   */
+  tls?: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }
+  /**
+   * On a plaintext server, also accept HTTP/2 with prior knowledge (h2c)
+   * beside HTTP/1.1. Default false.
+   */
+  http2?: boolean
 }
 
 /** A snapshot of a server's counters, from {@link Server.stats}. */
@@ -349,6 +371,8 @@ export interface StreamClient {
   remoteAddress: string
   /** The client's port. */
   remotePort: number
+  /** The HTTP version of the request: `'1.0'`, `'1.1'` or `'2'`. */
+  httpVersion: string
   /** The `Last-Event-ID` it sent (header, or `lastEventId` query parameter). */
   lastEventId?: string
   /**

@@ -1,6 +1,10 @@
 // Shared test plumbing: start a server on loopback, talk raw HTTP/1.1 to it,
 // and wait for conditions with a deadline. Not a test file (no .spec).
 import net from 'node:net'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execFileSync } from 'node:child_process'
 import http from 'node:http'
 import { createParser } from 'eventsource-parser'
 import { createServer } from '../index.js'
@@ -154,3 +158,19 @@ export function random(seed) {
     return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * n | 0
   }
 }
+
+/** A fresh self-signed certificate for 127.0.0.1/localhost, made with openssl. */
+export function makeCert(cn = 'localhost') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyper-sse-tls-'))
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`,
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: 'ignore' })
+  const out = { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') }
+  fs.rmSync(dir, { recursive: true, force: true })
+  return out
+}
+

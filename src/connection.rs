@@ -1,6 +1,6 @@
-//! One accepted connection, supervised: served by hyper, shut down gracefully
-//! on request, given a `408` when its first request head never completes, and
-//! dropped as a slow client when its stream falls over its byte budget.
+//! One connection served by hyper, supervised: shut down gracefully on
+//! request, and dropped as a slow client when a stream on it falls over its
+//! byte budget.
 //!
 //! A client that stops reading fills its socket and hyper's write buffer;
 //! hyper then stops polling the response body, so the stream itself can no
@@ -14,11 +14,10 @@ use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
@@ -28,10 +27,9 @@ use tokio::time::Sleep;
 pub struct ConnState {
     /// What the socket has taken so far, and whether it is full.
     pub progress: Arc<Progress>,
-    /// Request heads received so far.
-    pub requests: AtomicU64,
-    /// The client whose stream this connection carries, while it does.
-    pub client: Mutex<Option<Arc<Client>>>,
+    /// The clients whose streams this connection carries (one for HTTP/1.1,
+    /// any number for HTTP/2), while it does.
+    pub clients: Mutex<Vec<Arc<Client>>>,
     /// Set when the connection should close after its current response
     /// (its stream was ended by the server).
     pub close_after_response: AtomicBool,
@@ -40,12 +38,16 @@ pub struct ConnState {
 impl ConnState {
     /// Notes that the stream of `client` runs on this connection.
     pub fn attach(&self, client: Arc<Client>) {
-        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        self.lock().push(client);
     }
 
-    /// Notes that the stream ended.
-    pub fn detach(&self) {
-        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// Notes that the stream of client `id` ended.
+    pub fn detach(&self, id: u64) {
+        self.lock().retain(|c| c.id() != id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -88,8 +90,6 @@ pub enum Ended {
     Served,
     /// Dropped because its stream fell over its byte budget.
     Evicted,
-    /// The first request head did not arrive in time; `408` was sent.
-    HeaderTimeout,
     /// It did not finish within the grace period after shutdown began.
     Lingered,
 }
@@ -103,8 +103,6 @@ pin_project! {
         shutdown: Arc<Shutdown>,
         #[pin]
         stop: OwnedNotified,
-        socket: Arc<TcpStream>,
-        header_deadline: Option<Pin<Box<Sleep>>>,
         grace: Duration,
         linger: Option<Pin<Box<Sleep>>>,
     }
@@ -114,23 +112,13 @@ impl<C> Supervised<C>
 where
     C: GracefulConnection,
 {
-    /// Supervises `conn` on `socket`. A `header_timeout` applies to the first
-    /// request head; `grace` bounds how long a graceful close may take.
-    pub fn new(
-        conn: C,
-        state: Arc<ConnState>,
-        shutdown: Arc<Shutdown>,
-        socket: Arc<TcpStream>,
-        header_timeout: Option<Duration>,
-        grace: Duration,
-    ) -> Self {
+    /// Supervises `conn`; `grace` bounds how long a graceful close may take.
+    pub fn new(conn: C, state: Arc<ConnState>, shutdown: Arc<Shutdown>, grace: Duration) -> Self {
         Supervised {
             conn,
             state,
             stop: Arc::clone(&shutdown.notify).notified_owned(),
             shutdown,
-            socket,
-            header_deadline: header_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             grace,
             linger: None,
         }
@@ -145,14 +133,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
         let mut this = self.project();
-        if let Some(client) = this
-            .state
-            .client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            client.register(cx.waker());
+        // A stalled client stalls the whole connection (and, over HTTP/2,
+        // every stream on it): once one is evicted the connection goes.
+        for client in this.state.lock().iter() {
+            client.register_watcher(cx.waker());
             if client.is_evicted() || (client.over_budget() && client.evict()) {
                 return Poll::Ready(Ended::Evicted);
             }
@@ -169,19 +153,6 @@ where
         if let Some(linger) = this.linger.as_mut() {
             if linger.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Ended::Lingered);
-            }
-        }
-
-        if let Some(deadline) = this.header_deadline.as_mut() {
-            if this.state.requests.load(Ordering::Acquire) > 0 {
-                *this.header_deadline = None;
-            } else if deadline.as_mut().poll(cx).is_ready() {
-                // Best effort: the client may not be reading either.
-                let _ = this.socket.try_write(
-                    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nrequest header timeout\r\n",
-                );
-                let _ = crate::io::shutdown_write(this.socket);
-                return Poll::Ready(Ended::HeaderTimeout);
             }
         }
 

@@ -31,6 +31,8 @@ pub struct RequestInfo {
     pub headers: Vec<(String, String)>,
     /// The client's address.
     pub remote_addr: SocketAddr,
+    /// `1.0`, `1.1` or `2`.
+    pub version: &'static str,
 }
 
 /// A stream about to open, as the connect hook sees it.

@@ -29,6 +29,19 @@ pub enum HeadError {
 /// The most headers a request may have (hyper's default, too).
 const MAX_HEADERS: usize = 100;
 
+/// The HTTP/2 connection preface: a client speaking HTTP/2 with prior
+/// knowledge (h2c) starts with it instead of an HTTP/1 request head.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a connection opened with (short-lived: size differences do not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Opening {
+    /// An HTTP/1 request head.
+    Http1(FirstRequest),
+    /// The HTTP/2 preface; the bytes read so far (hyper reads them again).
+    Http2(BytesMut),
+}
+
 /// A parsed first request and every byte read so far (the head included),
 /// so that hyper can be handed the connection as if nothing had been read.
 pub struct FirstRequest {
@@ -38,12 +51,14 @@ pub struct FirstRequest {
     pub raw: BytesMut,
 }
 
-/// Reads the first request head, within `timeout` and `max_bytes`.
+/// Reads the first request head, within `timeout` and `max_bytes`; with
+/// `http2` an HTTP/2 preface is recognised too (otherwise it is a bad request).
 pub async fn read_head(
     socket: &TcpStream,
     max_bytes: usize,
     timeout: Option<Duration>,
-) -> Result<FirstRequest, HeadError> {
+    http2: bool,
+) -> Result<Opening, HeadError> {
     let read = async {
         let mut raw = BytesMut::with_capacity(1024);
         loop {
@@ -57,8 +72,14 @@ pub async fn read_head(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(_) => return Err(HeadError::Closed),
             }
+            if http2 && H2_PREFACE.starts_with(&raw[..raw.len().min(H2_PREFACE.len())]) {
+                if raw.len() >= H2_PREFACE.len() {
+                    return Ok(Opening::Http2(raw));
+                }
+                continue;
+            }
             match parse(&raw)? {
-                Some(parts) => return Ok(FirstRequest { parts, raw }),
+                Some(parts) => return Ok(Opening::Http1(FirstRequest { parts, raw })),
                 None if raw.len() >= max_bytes => return Err(HeadError::TooLarge),
                 None => {}
             }

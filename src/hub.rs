@@ -200,7 +200,12 @@ pub struct Client {
     /// What the connection reports about its socket.
     progress: Arc<Progress>,
     budget: u64,
+    /// The task polling the client's stream.
     waker: AtomicWaker,
+    /// The task supervising the client's connection, when that is another
+    /// task (HTTP/2 streams are polled apart from their connection): told
+    /// when the client is evicted.
+    watcher: AtomicWaker,
     flags: AtomicU8,
     /// When a disconnect was asked for: the last sequence number still
     /// delivered before the stream ends.
@@ -219,6 +224,11 @@ impl Client {
     /// Registers the task to wake when something arrives for this client.
     pub fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
+    }
+
+    /// Registers the connection's supervising task, woken on eviction.
+    pub fn register_watcher(&self, waker: &std::task::Waker) {
+        self.watcher.register(waker);
     }
 
     /// Bytes queued for this client and not yet written to its socket: what
@@ -259,6 +269,7 @@ impl Client {
     pub fn evict(&self) -> bool {
         let first = self.flags.fetch_or(EVICTED, Ordering::AcqRel) & EVICTED == 0;
         self.waker.wake();
+        self.watcher.wake();
         first
     }
 
@@ -569,6 +580,7 @@ impl Hub {
             progress,
             budget: self.retention.max_buffered_bytes,
             waker: AtomicWaker::new(),
+            watcher: AtomicWaker::new(),
             flags: AtomicU8::new(0),
             stop_at: AtomicU64::new(u64::MAX),
         });

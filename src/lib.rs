@@ -23,3 +23,4 @@ pub mod server;
 pub mod static_files;
 pub mod stats;
 pub mod stream;
+pub mod tls;

@@ -22,7 +22,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What a request to a stream path comes to.
@@ -89,7 +88,6 @@ pub(crate) async fn route(
     conn: Arc<ConnState>,
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    conn.requests.fetch_add(1, Ordering::AcqRel);
     let (parts, body) = req.into_parts();
     if is_stream_path(&shared, parts.uri.path()) {
         return Ok(match stream_request(&parts, &shared, &conn, peer).await {
@@ -168,6 +166,11 @@ fn request_info(req: &Parts, peer: SocketAddr) -> Arc<RequestInfo> {
             })
             .collect(),
         remote_addr: peer,
+        version: match req.version {
+            Version::HTTP_10 => "1.0",
+            Version::HTTP_2 => "2",
+            _ => "1.1",
+        },
     })
 }
 
@@ -340,7 +343,7 @@ async fn open_stream(
         let conn = Arc::clone(conn);
         let report = hooks.on_disconnect.clone().zip(client);
         Box::new(move |reason: EndReason| {
-            conn.detach();
+            conn.detach(id);
             if let Some((on_disconnect, client)) = report {
                 on_disconnect(client, reason);
             }

@@ -12,17 +12,19 @@ use crate::cors::Cors;
 use crate::direct::DirectStream;
 use crate::event::{retry_hint, Event};
 use crate::hooks::Hooks;
-use crate::http1::{encode_final, encode_head, error_answer, read_head};
+use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
 use crate::io::{shutdown_write, CountingIo, Prefixed};
 use crate::limits::Limits;
 use crate::routes::{is_stream_path, route, stream_request, Outcome};
 use crate::static_files::StaticRoot;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::{Tls, TlsError, TlsPem};
 use http::HeaderMap;
 use hyper::server::conn::http1;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,10 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Largest request body read for `on_request` (413 beyond).
     pub max_body_bytes: usize,
+    /// HTTPS: certificates, with ALPN offering `h2` and `http/1.1`.
+    pub tls: Option<Arc<Tls>>,
+    /// Accept HTTP/2 with prior knowledge (h2c) on a plaintext server.
+    pub http2: bool,
 }
 
 impl Default for Config {
@@ -90,6 +96,8 @@ impl Default for Config {
             header_timeout: Some(Duration::from_secs(10)),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            tls: None,
+            http2: false,
         }
     }
 }
@@ -197,6 +205,15 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why certificates could not be replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetTlsError {
+    /// The server was created without `tls`.
+    NotTls,
+    /// The new certificate or key is refused; the old one stays.
+    Invalid(TlsError),
+}
+
 /// State shared by the accept loop, every connection and the API.
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -280,6 +297,14 @@ impl Server {
     /// The automatic id an event with this sequence number carries.
     pub fn auto_id(&self, gseq: u64) -> String {
         self.shared.hub.auto_id(gseq)
+    }
+
+    /// Replaces the TLS certificate and key for new connections.
+    pub fn set_tls(&self, pem: &TlsPem) -> Result<(), SetTlsError> {
+        match &self.shared.config.tls {
+            Some(tls) => tls.reload(pem).map_err(SetTlsError::Invalid),
+            None => Err(SetTlsError::NotTls),
+        }
     }
 
     /// Subscribers and history per channel.
@@ -458,7 +483,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
     // The first request head is read (and timed, 408) before hyper sees the
     // connection; later heads on a kept-alive connection get hyper's timer.
     builder.header_read_timeout(shared.config.header_timeout);
-    let builder = Arc::new(builder);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new()).max_concurrent_streams(1000);
+    let builder = Arc::new(Builders { h1: builder, h2 });
     loop {
         tokio::select! {
             biased;
@@ -510,7 +537,7 @@ async fn serve_socket(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Arc<Shutdown>,
-    builder: Arc<http1::Builder>,
+    builder: Arc<Builders>,
 ) {
     match Box::pin(prepare(socket, peer, shared, shutdown, builder)).await {
         Next::Direct(stream) => {
@@ -535,20 +562,38 @@ enum Next {
     Done,
 }
 
+/// hyper's connection settings, shared by every connection.
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
 async fn prepare(
     socket: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Arc<Shutdown>,
-    builder: Arc<http1::Builder>,
+    builder: Arc<Builders>,
 ) -> Next {
     let config = &shared.config;
+    if let Some(tls) = &config.tls {
+        return prepare_tls(socket, peer, &shared, shutdown, &builder, tls).await;
+    }
     let head = tokio::select! {
-        head = read_head(&socket, config.max_header_bytes.max(8192), config.header_timeout) => head,
+        head = read_head(&socket, config.max_header_bytes.max(8192), config.header_timeout, config.http2) => head,
         _ = shutdown.wait() => return Next::Done,
     };
     let first = match head {
-        Ok(first) => first,
+        Ok(Opening::Http1(first)) => first,
+        Ok(Opening::Http2(raw)) => {
+            let state = Arc::new(ConnState::default());
+            let socket = Arc::new(socket);
+            let io = Prefixed::new(
+                raw.freeze(),
+                CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
+            );
+            return serve_h2(io, &shared, state, peer, shutdown, &builder);
+        }
         Err(e) => {
             if let Some(answer) = error_answer(&e) {
                 // Best effort: the client may not be reading either.
@@ -560,9 +605,6 @@ async fn prepare(
     };
     let state = Arc::new(ConnState::default());
     if is_stream_path(&shared, first.parts.uri.path()) {
-        state
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let version = first.parts.version;
         let head_only = first.parts.method == http::Method::HEAD;
         let outcome = stream_request(&first.parts, &shared, &state, peer).await;
@@ -599,18 +641,86 @@ async fn prepare(
         first.raw.freeze(),
         CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
     );
+    serve_h1(io, &shared, state, peer, shutdown, &builder)
+}
+
+/// A TLS connection: handshake (bounded by the header timeout), then HTTP/2
+/// or HTTP/1.1 as ALPN decided, both through hyper.
+async fn prepare_tls(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: Arc<Shutdown>,
+    builder: &Arc<Builders>,
+    tls: &Tls,
+) -> Next {
+    let state = Arc::new(ConnState::default());
+    let socket = Arc::new(socket);
+    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress));
+    let handshake = tls.acceptor().accept(io);
+    let limit = shared
+        .config
+        .header_timeout
+        .unwrap_or(Duration::from_secs(30));
+    let stream = tokio::select! {
+        s = tokio::time::timeout(limit, handshake) => s,
+        _ = shutdown.wait() => return Next::Done,
+    };
+    let Ok(Ok(stream)) = stream else {
+        return Next::Done;
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_h2(stream, shared, state, peer, shutdown, builder)
+    } else {
+        serve_h1(stream, shared, state, peer, shutdown, builder)
+    }
+}
+
+fn serve_h1<I>(
+    io: I,
+    shared: &Arc<Shared>,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+    shutdown: Arc<Shutdown>,
+    builder: &Builders,
+) -> Next
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
-        let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
+        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
         service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
     };
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.h1.serve_connection(TokioIo::new(io), service);
     Next::Hyper(Box::pin(Supervised::new(
         conn,
         state,
         shutdown,
-        socket,
-        None,
-        config.shutdown_grace,
+        shared.config.shutdown_grace,
+    )))
+}
+
+fn serve_h2<I>(
+    io: I,
+    shared: &Arc<Shared>,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+    shutdown: Arc<Shutdown>,
+    builder: &Builders,
+) -> Next
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
+        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
+    };
+    let conn = builder.h2.serve_connection(TokioIo::new(io), service);
+    Next::Hyper(Box::pin(Supervised::new(
+        conn,
+        state,
+        shutdown,
+        shared.config.shutdown_grace,
     )))
 }
 
@@ -654,7 +764,10 @@ mod tests {
             addr,
             Arc::clone(&server.shared),
             Arc::new(Shutdown::default()),
-            Arc::new(http1::Builder::new()),
+            Arc::new(Builders {
+                h1: http1::Builder::new(),
+                h2: http2::Builder::new(TokioExecutor::new()),
+            }),
         );
         assert!(
             std::mem::size_of_val(&fut) <= 1024,

@@ -45,6 +45,8 @@ pub struct StreamClient {
     pub remote_address: String,
     /// The client's port.
     pub remote_port: u32,
+    /// The HTTP version of the request: `'1.0'`, `'1.1'` or `'2'`.
+    pub http_version: String,
     /// The `Last-Event-ID` it sent (header, or `lastEventId` query parameter).
     pub last_event_id: Option<String>,
     /// True when that id is unknown or older than the history: nothing was
@@ -68,6 +70,8 @@ pub struct HttpRequest {
     pub remote_address: String,
     /// The client's port.
     pub remote_port: u32,
+    /// The HTTP version: `'1.0'`, `'1.1'` or `'2'`.
+    pub http_version: String,
     /// The request body (empty for GET); `body.toString()` for text.
     pub body: Buffer,
 }
@@ -121,6 +125,7 @@ fn stream_client(
         headers: header_map(req),
         remote_address: req.remote_addr.ip().to_string(),
         remote_port: u32::from(req.remote_addr.port()),
+        http_version: req.version.to_owned(),
         last_event_id,
         last_event_id_stale: stale,
     }
@@ -407,6 +412,7 @@ pub fn hooks(env: &Env, cb: Callbacks) -> Res<Hooks> {
                     headers: header_map(&r.request),
                     remote_address: r.request.remote_addr.ip().to_string(),
                     remote_port: u32::from(r.request.remote_addr.port()),
+                    http_version: r.request.version.to_owned(),
                     body: Buffer::from(r.body.to_vec()),
                 })
             },

@@ -124,6 +124,18 @@ pub struct ServerOptions {
     pub max_header_bytes: Option<f64>,
     /// Largest request body read for `onRequest` (413 beyond). Default 1048576.
     pub max_body_bytes: Option<f64>,
+    /// Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
+    /// intermediate certificates. ALPN offers `h2` and `http/1.1`, so
+    /// browsers get HTTP/2 (many EventSources share one connection) and older
+    /// clients HTTP/1.1, on the same port. Bad PEM or a key that does not
+    /// match the certificate throws a `TypeError`.
+    #[napi(
+        ts_type = "{ cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }"
+    )]
+    pub tls: Option<Unknown<'static>>,
+    /// On a plaintext server, also accept HTTP/2 with prior knowledge (h2c)
+    /// beside HTTP/1.1. Default false.
+    pub http2: Option<bool>,
 }
 
 /// What `onConnect` may return.
@@ -454,6 +466,35 @@ impl Server {
     pub fn disconnect(&self, env: &Env, client_id: Unknown) -> Result<bool> {
         let id = client_id_of(client_id, "disconnect()").map_err(|b| throw(env, b))?;
         Ok(self.engine.disconnect(id))
+    }
+
+    /// Replaces the TLS certificate and key (e.g. after renewal) without a
+    /// restart: new connections use them, open ones keep theirs. Throws a
+    /// `TypeError` naming the field when the PEM is bad (the old certificate
+    /// stays), and an `Error` when the server was created without `tls`.
+    #[napi(
+        catch_unwind,
+        js_name = "setSecureContext",
+        ts_args_type = "context: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }"
+    )]
+    pub fn set_secure_context(&self, env: &Env, context: Unknown) -> Result<()> {
+        let pem =
+            options::tls_pem(context, "setSecureContext(): context").map_err(|b| throw(env, b))?;
+        match self.engine.set_tls(&pem) {
+            Ok(()) => Ok(()),
+            Err(crate::server::SetTlsError::Invalid(e)) => Err(throw(
+                env,
+                Bad::Type(format!(
+                    "setSecureContext(): context.{}: {}",
+                    e.field, e.reason
+                )),
+            )),
+            Err(crate::server::SetTlsError::NotTls) => Err(throw_code(
+                env,
+                "ERR_SERVER_NOT_TLS",
+                "setSecureContext(): this server was created without the tls option",
+            )),
+        }
     }
 
     /// The server's counters right now.

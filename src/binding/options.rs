@@ -5,9 +5,11 @@ use super::hooks::{self, Callbacks};
 use crate::cors::{AllowOrigin, Cors};
 use crate::server::{Config, RESERVED_STREAM_HEADERS};
 use crate::static_files::StaticRoot;
+use crate::tls::{Tls, TlsPem};
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 const OPTION_NAMES: &[&str] = &[
@@ -31,6 +33,8 @@ const OPTION_NAMES: &[&str] = &[
     "headerTimeout",
     "maxHeaderBytes",
     "maxBodyBytes",
+    "tls",
+    "http2",
 ];
 
 const P: &str = "createServer(): options";
@@ -118,6 +122,16 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
     if let Some(v) = get("maxBodyBytes")? {
         config.max_body_bytes = convert::count(v, &what("maxBodyBytes"), "bytes")? as usize;
     }
+    if let Some(v) = get("tls")? {
+        let pem = tls_pem(v, &what("tls"))?;
+        config.tls =
+            Some(Arc::new(Tls::new(&pem).map_err(|e| {
+                Bad::Type(format!("{P}.tls.{}: {}", e.field, e.reason))
+            })?));
+    }
+    if let Some(v) = get("http2")? {
+        config.http2 = convert::boolean(v, &what("http2"))?;
+    }
     config.hooks = hooks::hooks(
         env,
         Callbacks {
@@ -129,6 +143,43 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
         },
     )?;
     Ok(config)
+}
+
+/// `{ cert, key, ca? }`, each PEM text or a Buffer of it (`ca` may be a list).
+pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
+    let obj = convert::object(value, what)?;
+    convert::check_keys(&obj, &["cert", "key", "ca"], what)?;
+    let pem = |v: Unknown, name: &str| -> Res<Vec<u8>> {
+        match v.get_type()? {
+            ValueType::String => Ok(String::from_unknown(v)?.into_bytes()),
+            ValueType::Object if v.is_buffer()? => {
+                Ok(BufferSlice::from_unknown(v)?.as_ref().to_vec())
+            }
+            _ => Err(Bad::Type(format!(
+                "{what}.{name} must be PEM text (a string or a Buffer), got {}",
+                convert::type_name(&v)
+            ))),
+        }
+    };
+    let required = |name: &str| -> Res<Vec<u8>> {
+        match convert::field(&obj, name)? {
+            Some(v) => pem(v, name),
+            None => Err(Bad::Type(format!("{what}.{name} is required"))),
+        }
+    };
+    let cert = required("cert")?;
+    let key = required("key")?;
+    let ca = match convert::field(&obj, "ca")? {
+        None => Vec::new(),
+        Some(v) if v.is_array()? => {
+            let arr = Object::from_unknown(v)?;
+            (0..arr.get_array_length()?)
+                .map(|i| pem(arr.get_element::<Unknown>(i)?, &format!("ca[{i}]")))
+                .collect::<Res<_>>()?
+        }
+        Some(v) => vec![pem(v, "ca")?],
+    };
+    Ok(TlsPem { cert, key, ca })
 }
 
 fn paths(value: Unknown) -> Res<Vec<String>> {

@@ -1,0 +1,131 @@
+//! TLS: certificates from PEM, ALPN offering `h2` and `http/1.1`, and a
+//! configuration that can be replaced while the server runs (rotated
+//! certificates), each new handshake using the newest one.
+//!
+//! rustls with the `ring` provider; nothing here panics on bad input: every
+//! problem is a [`TlsError`] that names the field (`cert`, `key`, `ca`).
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use std::sync::{Arc, RwLock};
+use tokio_rustls::TlsAcceptor;
+
+/// A refused certificate or key, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError {
+    /// `cert`, `key` or `ca`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tls.{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// PEM text (or bytes) for a certificate chain and its key.
+#[derive(Debug, Clone, Default)]
+pub struct TlsPem {
+    /// The server certificate, optionally followed by its chain.
+    pub cert: Vec<u8>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Vec<u8>,
+    /// Intermediate certificates to send after `cert`.
+    pub ca: Vec<Vec<u8>>,
+}
+
+/// The server's TLS settings; [`Tls::reload`] swaps them atomically.
+pub struct Tls {
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }")
+    }
+}
+
+impl Tls {
+    /// Checks and loads `pem`.
+    pub fn new(pem: &TlsPem) -> Result<Self, TlsError> {
+        Ok(Tls {
+            current: RwLock::new(Arc::new(build(pem)?)),
+        })
+    }
+
+    /// Replaces the certificate and key for every handshake from now on;
+    /// connections already open keep theirs. On error nothing changes.
+    pub fn reload(&self, pem: &TlsPem) -> Result<(), TlsError> {
+        let config = Arc::new(build(pem)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    /// An acceptor with the current configuration.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(
+            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+fn certs(field: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| TlsError {
+        field,
+        reason: format!("not valid PEM: {e}"),
+    })?;
+    if certs.is_empty() {
+        return Err(TlsError {
+            field,
+            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn build(pem: &TlsPem) -> Result<ServerConfig, TlsError> {
+    let mut chain = certs("cert", &pem.cert)?;
+    for ca in &pem.ca {
+        chain.extend(certs("ca", ca)?);
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|e| TlsError {
+        field: "key",
+        reason: format!("no usable PEM private key found ({e})"),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // A key that belongs to another certificate would only fail in the
+    // handshake, for every client: refuse it here instead.
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| TlsError {
+            field: "key",
+            reason: format!("unsupported private key: {e}"),
+        })?;
+    rustls::sign::CertifiedKey::new(chain.clone(), signing_key)
+        .keys_match()
+        .map_err(|e| TlsError {
+            field: "key",
+            reason: format!("does not match tls.cert ({e})"),
+        })?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError {
+            field: "cert",
+            reason: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError {
+            field: "cert",
+            reason: e.to_string(),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
