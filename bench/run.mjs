@@ -35,12 +35,19 @@ const peers = [
 ]
 
 const s = (n) => (quick ? Math.max(1, Math.round(n / 10)) : n)
+// The TLS and HTTP/2 rows run hyper-sse alone (HTTPS, ALPN); the plaintext
+// HTTP/1.1 rows above them are the comparison.
+const secure = { peers: ['hyper-sse'], tls: true }
 const scenarios = [
   { id: 'burst-1k', title: '1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT },
   { id: 'burst-10k', title: '10,000 clients × 200 events × 128 B', kind: 'burst', clients: s(10_000), count: s(200), size: 128, repeat: REPEAT },
   { id: 'burst-100', title: '100 clients × 50,000 events × 64 B', kind: 'burst', clients: 100, count: s(50_000), size: 64, repeat: REPEAT },
   { id: 'rate-10k', title: '10,000 clients × 20 events/s × 10 s', kind: 'rate', clients: s(10_000), rate: 20, seconds: quick ? 3 : 10, size: 128, repeat: 1 },
   { id: 'idle', title: `${MAX_CLIENTS.toLocaleString('en')} idle connections`, kind: 'idle', clients: quick ? 2000 : MAX_CLIENTS, repeat: 1 },
+  { id: 'burst-1k-tls', title: 'TLS, HTTP/1.1: 1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, ...secure },
+  { id: 'burst-1k-h2', title: 'TLS, HTTP/2: 1,000 streams on 10 connections × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, ...secure, h2: 100 },
+  { id: 'idle-tls', title: 'TLS, HTTP/1.1: 10,000 idle connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure },
+  { id: 'idle-h2', title: 'TLS, HTTP/2: 10,000 idle streams on 100 connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure, h2: 100 },
 ]
 const sendcostClients = quick ? [1, 1000] : [1, 1000, 10_000, MAX_CLIENTS]
 
@@ -53,11 +60,23 @@ function build() {
 }
 
 let nextPort = 21_000 // below the ephemeral range (32768+), so no client socket holds it
-function startServer(peer) {
+let certFiles
+/** A throwaway self-signed certificate for the TLS rows (openssl). */
+function cert() {
+  if (!certFiles) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyper-sse-bench-'))
+    certFiles = { TLS_CERT: path.join(dir, 'cert.pem'), TLS_KEY: path.join(dir, 'key.pem') }
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', certFiles.TLS_KEY, '-out', certFiles.TLS_CERT, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  }
+  return certFiles
+}
+
+function startServer(peer, extraEnv = {}) {
   const port = nextPort++
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', ['-c', '0', peer.cmd, ...peer.args], {
-      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+      env: { ...process.env, ...extraEnv, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -113,9 +132,11 @@ function loadgen(args, timeoutS) {
 }
 
 async function runOnce(peer, sc) {
-  const server = await startServer(peer)
+  const server = await startServer(peer, sc.tls ? cert() : {})
   try {
     const args = ['--port', String(server.port), '--clients', String(sc.clients), '--scenario', sc.kind, '--sources', '32']
+    if (sc.tls) args.push('--tls')
+    if (sc.h2) args.push('--h2', '--streams-per-conn', String(sc.h2))
     if (sc.kind === 'burst') args.push('--count', String(sc.count), '--size', String(sc.size))
     if (sc.kind === 'rate') args.push('--rate', String(sc.rate), '--seconds', String(sc.seconds), '--size', String(sc.size))
     if (sc.kind === 'idle' && sc.sendcost) args.push('--sendcost', String(sc.sendcost), '--size', '64')
@@ -150,7 +171,7 @@ async function main() {
   for (const sc of scenarios) {
     if (only && !only.includes(sc.id)) continue
     const row = { ...sc, peers: {} }
-    for (const peer of peers) {
+    for (const peer of peers.filter((p) => !sc.peers || sc.peers.includes(p.name))) {
       const runs = []
       for (let i = 0; i < sc.repeat; i++) {
         process.stdout.write(`  ${sc.id.padEnd(10)} ${peer.name.padEnd(12)} run ${i + 1}/${sc.repeat} … `)
@@ -176,10 +197,13 @@ async function main() {
   results.elapsedS = Math.round((Date.now() - started) / 1000)
   const dir = path.join(bench, 'results')
   fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, quick ? 'quick.json' : 'latest.json'), JSON.stringify(results, null, 2) + '\n')
-  fs.writeFileSync(path.join(dir, quick ? 'quick.svg' : 'chart.svg'), chart(results))
+  // A partial or quick run never overwrites the full results.
+  const name = quick || only ? 'partial' : 'latest'
+  const chartName = quick || only ? 'partial.svg' : 'chart.svg'
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(results, null, 2) + '\n')
+  fs.writeFileSync(path.join(dir, chartName), chart(results))
   console.log('\n' + table(results))
-  console.log(`\nwrote bench/results/${quick ? 'quick' : 'latest'}.json and bench/results/${quick ? 'quick.svg' : 'chart.svg'} in ${results.elapsedS} s`)
+  console.log(`\nwrote bench/results/${name}.json and bench/results/${chartName} in ${results.elapsedS} s`)
 }
 
 function summary(sc, r) {
@@ -247,6 +271,7 @@ function chart(results) {
   const colors = ['#d9480f', '#1c7ed6', '#2f9e44', '#868e96']
   const panels = []
   for (const row of results.scenarios) {
+    if (row.tls) continue // the TLS/HTTP2 rows are hyper-sse alone: in the table only
     if (row.kind === 'burst') panels.push({ title: `${row.title}: deliveries/s`, values: names.map((n) => row.peers[n]?.deliveriesPerSec), fmt: (v) => `${(v / 1e6).toFixed(2)} M` })
     if (row.kind === 'rate') panels.push({ title: `${row.title}: p99 latency (ms, lower is better)`, values: names.map((n) => row.peers[n]?.p99Ms), fmt: (v) => v.toFixed(1) })
     if (row.kind === 'idle') panels.push({ title: `${row.title}: RSS KiB per connection (lower is better)`, values: names.map((n) => row.peers[n]?.rssPerConnKiB), fmt: (v) => v.toFixed(2) })

@@ -136,12 +136,19 @@ function onRequest(req) {
   }
 }
 
+// TLS_CERT and TLS_KEY (PEM file paths) turn on HTTPS with ALPN h2/http1.1,
+// for the benchmark's TLS and HTTP/2 rows.
+const tls = process.env.TLS_CERT
+  ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
+  : undefined
+
 const server = createServer({
   path: '/events',
   history: 0,
   keepAlive: 0,
   maxBufferedBytes: 64 * 1024 * 1024,
   onRequest,
+  ...(tls ? { tls } : {}),
 })
 
 let bound

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Clone, Debug)]
@@ -27,6 +28,9 @@ struct Args {
     seconds: u64,
     timeout_s: u64,
     sendcost: u64,
+    tls: bool,
+    h2: bool,
+    streams_per_conn: usize,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +45,9 @@ fn parse_args() -> Args {
         seconds: 10,
         timeout_s: 60,
         sendcost: 0,
+        tls: false,
+        h2: false,
+        streams_per_conn: 100,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -57,12 +64,28 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = v.parse().expect("--seconds"),
             "--timeout-s" => a.timeout_s = v.parse().expect("--timeout-s"),
             "--sendcost" => a.sendcost = v.parse().expect("--sendcost"),
+            "--tls" => {
+                a.tls = true;
+                i += 1;
+                continue;
+            }
+            "--h2" => {
+                a.h2 = true;
+                i += 1;
+                continue;
+            }
+            "--streams-per-conn" => a.streams_per_conn = v.parse().expect("--streams-per-conn"),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     assert!(a.port != 0, "--port is required");
     a
+}
+
+thread_local! {
+    /// Whether the server speaks TLS (control requests too).
+    static TLS: RefCell<bool> = const { RefCell::new(false) };
 }
 
 fn now_us() -> u64 {
@@ -220,13 +243,67 @@ impl Parser {
     }
 }
 
-async fn open(port: u16, source: Ipv4Addr) -> std::io::Result<(TcpStream, Vec<u8>, bool)> {
+async fn connect(port: u16, source: Ipv4Addr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
-    let mut stream = socket
+    let stream = socket
         .connect(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
         .await?;
     stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Accepts any server certificate: the benchmark talks to its own server on
+/// loopback with a throwaway self-signed certificate.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector(alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Sends the stream request over HTTP/1.1 and reads the response head.
+async fn h1_open<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<(S, Vec<u8>, bool)> {
     stream
         .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
         .await?;
@@ -250,13 +327,121 @@ async fn open(port: u16, source: Ipv4Addr) -> std::io::Result<(TcpStream, Vec<u8
     }
 }
 
+/// Counts one received event for client `i`.
+fn record(tally: &RefCell<Tally>, i: usize, expected: u64, count: &mut u64, ts: u64) {
+    let now = now_us();
+    let mut t = tally.borrow_mut();
+    t.received += 1;
+    t.per_conn[i] += 1;
+    t.latencies.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
+    t.last_us = t.last_us.max(now);
+    *count += 1;
+    if *count == expected {
+        t.done_conns += 1;
+    }
+}
+
+/// One HTTP/1.1 client: open, then read and parse until the end.
+async fn h1_client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    i: usize,
+    expected: u64,
+    buf_size: usize,
+    tally: Rc<RefCell<Tally>>,
+    ready: Rc<RefCell<usize>>,
+) {
+    let (mut stream, first, chunked) = match h1_open(stream).await {
+        Ok(x) => x,
+        Err(_) => {
+            tally.borrow_mut().errors += 1;
+            return;
+        }
+    };
+    *ready.borrow_mut() += 1;
+    let mut parser = Parser::new(chunked);
+    let mut count = 0u64;
+    let mut on_data = |ts: u64| record(&tally, i, expected, &mut count, ts);
+    parser.feed(&first, &mut on_data);
+    let mut buf = vec![0u8; buf_size];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => parser.feed(&buf[..n], &mut on_data),
+        }
+    }
+    tally.borrow_mut().closed += 1;
+}
+
+/// One HTTP/2 connection carrying `streams` clients, numbered from `first`.
+async fn h2_connection<S: AsyncRead + AsyncWrite + Unpin + 'static>(
+    io: S,
+    first: usize,
+    streams: usize,
+    expected: u64,
+    tally: Rc<RefCell<Tally>>,
+    ready: Rc<RefCell<usize>>,
+) {
+    let Ok((client, connection)) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(io)
+        .await
+    else {
+        tally.borrow_mut().errors += streams as u64;
+        return;
+    };
+    tokio::task::spawn_local(async move {
+        let _ = connection.await;
+    });
+    for i in first..first + streams {
+        let mut client = client.clone();
+        let tally = Rc::clone(&tally);
+        let ready = Rc::clone(&ready);
+        tokio::task::spawn_local(async move {
+            let request = http::Request::get("https://127.0.0.1/events").body(()).expect("request");
+            let opened = async {
+                client = client.ready().await?;
+                let (response, _) = client.send_request(request, true)?;
+                response.await
+            };
+            let response = match opened.await {
+                Ok(r) if r.status() == 200 => r,
+                _ => {
+                    tally.borrow_mut().errors += 1;
+                    return;
+                }
+            };
+            *ready.borrow_mut() += 1;
+            let mut body = response.into_body();
+            let mut parser = Parser::new(false);
+            let mut count = 0u64;
+            let mut on_data = |ts: u64| record(&tally, i, expected, &mut count, ts);
+            while let Some(chunk) = body.data().await {
+                let Ok(chunk) = chunk else { break };
+                let _ = body.flow_control().release_capacity(chunk.len());
+                parser.feed(&chunk, &mut on_data);
+            }
+            tally.borrow_mut().closed += 1;
+        });
+    }
+}
+
 /// One plain HTTP request on a fresh connection; returns the body.
 async fn control(port: u16, method: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("control connect");
+    let tls = TLS.with(|t| *t.borrow());
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.expect("control connect");
     let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("control write");
     let mut out = Vec::new();
-    s.read_to_end(&mut out).await.expect("control read");
+    if tls {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut s = tls_connector(b"http/1.1").connect(name, tcp).await.expect("control tls");
+        s.write_all(req.as_bytes()).await.expect("control write");
+        let _ = s.read_to_end(&mut out).await;
+    } else {
+        let mut s = tcp;
+        s.write_all(req.as_bytes()).await.expect("control write");
+        s.read_to_end(&mut out).await.expect("control read");
+    }
     let text = String::from_utf8_lossy(&out).into_owned();
     let body_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
     let head = &text[..body_start];
@@ -319,6 +504,7 @@ fn main() {
 }
 
 async fn run(args: Args, nofile: u64) -> String {
+    TLS.with(|t| *t.borrow_mut() = args.tls);
     let tally = Rc::new(RefCell::new(Tally {
         per_conn: vec![0; args.clients],
         ..Tally::default()
@@ -338,48 +524,54 @@ async fn run(args: Args, nofile: u64) -> String {
     let sem = Rc::new(tokio::sync::Semaphore::new(256));
     let mut handles = Vec::with_capacity(args.clients);
     let ready = Rc::new(RefCell::new(0usize));
-    for i in 0..args.clients {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources.max(1) as usize) as u8);
+    let connections = if args.h2 {
+        args.clients.div_ceil(args.streams_per_conn.max(1))
+    } else {
+        args.clients
+    };
+    let connector = args
+        .tls
+        .then(|| tls_connector(if args.h2 { b"h2" } else { b"http/1.1" }));
+    for c in 0..connections {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (c % args.sources.max(1) as usize) as u8);
         let tally = Rc::clone(&tally);
         let sem = Rc::clone(&sem);
         let ready = Rc::clone(&ready);
         let port = args.port;
+        let connector = connector.clone();
+        let (h2, per) = (args.h2, args.streams_per_conn.max(1));
+        let clients = args.clients;
         handles.push(tokio::task::spawn_local(async move {
             let permit = sem.acquire().await.expect("semaphore");
-            let opened = open(port, source).await;
-            drop(permit);
-            let (mut stream, first, chunked) = match opened {
-                Ok(x) => x,
-                Err(_) => {
-                    tally.borrow_mut().errors += 1;
-                    return false;
-                }
+            let tcp = connect(port, source).await;
+            let streams = if h2 { per.min(clients - c * per) } else { 1 };
+            let Ok(tcp) = tcp else {
+                tally.borrow_mut().errors += streams as u64;
+                return;
             };
-            *ready.borrow_mut() += 1;
-            let mut parser = Parser::new(chunked);
-            let mut count = 0u64;
-            let mut on_data = |ts: u64| {
-                let now = now_us();
-                let mut t = tally.borrow_mut();
-                t.received += 1;
-                t.per_conn[i] += 1;
-                t.latencies.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
-                t.last_us = t.last_us.max(now);
-                count += 1;
-                if count == expected_per_conn {
-                    t.done_conns += 1;
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            match (connector, h2) {
+                (Some(connector), h2) => {
+                    let Ok(tls) = connector.connect(name, tcp).await else {
+                        tally.borrow_mut().errors += streams as u64;
+                        return;
+                    };
+                    drop(permit);
+                    if h2 {
+                        h2_connection(tls, c * per, streams, expected_per_conn, tally, ready).await
+                    } else {
+                        h1_client(tls, c, expected_per_conn, buf_size, tally, ready).await
+                    }
                 }
-            };
-            parser.feed(&first, &mut on_data);
-            let mut buf = vec![0u8; buf_size];
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => parser.feed(&buf[..n], &mut on_data),
+                (None, true) => {
+                    drop(permit);
+                    h2_connection(tcp, c * per, streams, expected_per_conn, tally, ready).await
+                }
+                (None, false) => {
+                    drop(permit);
+                    h1_client(tcp, c, expected_per_conn, buf_size, tally, ready).await
                 }
             }
-            tally.borrow_mut().closed += 1;
-            true
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s.max(30));
