@@ -4,18 +4,10 @@ import test from 'ava'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
-import { start } from './helpers.mjs'
-
-const CHROMIUM = '/usr/bin/chromium'
+import { launchChromium, start } from './helpers.mjs'
 
 test('a cross-origin page receives events with withCredentials; a page from another origin is refused', async (t) => {
   t.timeout(60_000)
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} not found: run scripts/ensure-chromium.sh (as root) to install Chromium`)
-    return
-  }
   const pageHtml = `<!doctype html><meta charset="utf-8"><title>cors</title><body><script>
     const params = new URLSearchParams(location.search)
     window.log = []
@@ -43,13 +35,8 @@ test('a cross-origin page receives events with withCredentials; a page from anot
     onConnection: () => setTimeout(() => streams.server.send('hello cross-origin'), 50),
   })
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 20_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-  })
-  t.teardown(() => browser.close().catch(() => {}))
+  const browser = await launchChromium(t, [])
+  if (!browser) return
   const context = await browser.newContext()
   const page = await context.newPage()
   // Log in on the stream origin: its cookie is now in the browser.

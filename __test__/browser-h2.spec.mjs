@@ -4,18 +4,10 @@ import test from 'ava'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
-import { createServer, makeCert, waitFor } from './helpers.mjs'
-
-const CHROMIUM = '/usr/bin/chromium'
+import { createServer, launchChromium, makeCert, waitFor } from './helpers.mjs'
 
 test('Chromium holds 10 EventSources on one origin over h2, all receiving live events', async (t) => {
   t.timeout(60_000)
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} not found: run scripts/ensure-chromium.sh (as root) to install Chromium`)
-    return
-  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyper-sse-h2-page-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   fs.writeFileSync(
@@ -35,13 +27,8 @@ test('Chromium holds 10 EventSources on one origin over h2, all receiving live e
   const { port } = await server.listen(0, '127.0.0.1')
   t.teardown(() => server.close())
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 20_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync', '--ignore-certificate-errors'],
-  })
-  t.teardown(() => browser.close().catch(() => {}))
+  const browser = await launchChromium(t, ['--ignore-certificate-errors'])
+  if (!browser) return
   const page = await browser.newPage()
   await page.goto(`https://127.0.0.1:${port}/`)
   await page.waitForFunction(() => window.opened === 10, null, { timeout: 15_000 })

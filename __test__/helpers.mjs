@@ -174,3 +174,21 @@ export function makeCert(cn = 'localhost') {
   return out
 }
 
+
+/** Chromium from Debian, headless, with the flags this machine needs; fails clearly when missing. */
+export async function launchChromium(t, extraArgs = []) {
+  const executablePath = '/usr/bin/chromium'
+  if (!fs.existsSync(executablePath)) {
+    t.fail(`${executablePath} not found: run scripts/ensure-chromium.sh (as root) to install Chromium`)
+    return null
+  }
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    timeout: 20_000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync', ...extraArgs],
+  })
+  t.teardown(() => browser.close().catch(() => {}))
+  return browser
+}

@@ -169,3 +169,43 @@ test('setSecureContext rotates the certificate for new connections; open streams
   const plain = createServer()
   t.throws(() => plain.setSecureContext(second), { code: 'ERR_SERVER_NOT_TLS' })
 })
+
+test('hooks, CORS and routes work over HTTP/2 as over HTTP/1.1', async (t) => {
+  const pem = makeCert()
+  const errors = []
+  const { server, port } = await startTls(t, {
+    keepAlive: 0,
+    tls: pem,
+    cors: { origin: ['https://app.test'] },
+    onConnect: (req) => (req.query.token === 'ok' ? { channels: ['private'] } : { status: 401, body: 'no' }),
+    onRequest: (req) => (req.path === '/ping' ? { body: { pong: req.httpVersion } } : undefined),
+    onError: (e) => errors.push(e),
+  })
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: pem.cert })
+  t.teardown(() => session.destroy())
+  const get = (path, headers = {}) =>
+    new Promise((resolve) => {
+      const req = session.request({ ':path': path, ...headers })
+      let body = ''
+      let head
+      req.setEncoding('utf8')
+      req.on('response', (h) => (head = h))
+      req.on('data', (d) => (body += d))
+      req.on('end', () => resolve({ status: head[':status'], headers: head, body }))
+    })
+  const denied = await get('/events')
+  t.is(denied.status, 401)
+  t.is(denied.body, 'no')
+  const pong = await get('/ping', { origin: 'https://app.test' })
+  t.is(pong.status, 200)
+  t.deepEqual(JSON.parse(pong.body), { pong: '2' })
+  t.is(pong.headers['access-control-allow-origin'], 'https://app.test')
+  const [stream] = h2Streams(session, 1, '/events?token=ok')
+  await waitFor('stream', () => server.stats().connections === 1)
+  server.send('secret', { channel: 'private' })
+  server.send('public')
+  await waitFor('private event', () => stream.events.length === 1)
+  t.is(stream.events[0].data, 'secret')
+  t.is(server.stats().denied, 1)
+  t.deepEqual(errors, [])
+})

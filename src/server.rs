@@ -592,7 +592,7 @@ async fn prepare(
                 raw.freeze(),
                 CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
             );
-            return serve_h2(io, &shared, state, peer, shutdown, &builder);
+            return serve_hyper(io, true, &shared, state, peer, shutdown, &builder);
         }
         Err(e) => {
             if let Some(answer) = error_answer(&e) {
@@ -641,7 +641,7 @@ async fn prepare(
         first.raw.freeze(),
         CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
     );
-    serve_h1(io, &shared, state, peer, shutdown, &builder)
+    serve_hyper(io, false, &shared, state, peer, shutdown, &builder)
 }
 
 /// A TLS connection: handshake (bounded by the header timeout), then HTTP/2
@@ -669,59 +669,36 @@ async fn prepare_tls(
     let Ok(Ok(stream)) = stream else {
         return Next::Done;
     };
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve_h2(stream, shared, state, peer, shutdown, builder)
+    let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve_hyper(stream, http2, shared, state, peer, shutdown, builder)
+}
+
+/// Hands a connection to hyper, HTTP/2 or HTTP/1.1, supervised.
+fn serve_hyper<I>(
+    io: I,
+    http2: bool,
+    shared: &Arc<Shared>,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+    shutdown: Arc<Shutdown>,
+    builder: &Builders,
+) -> Next
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
+        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
+    };
+    let grace = shared.config.shutdown_grace;
+    let io = TokioIo::new(io);
+    Next::Hyper(if http2 {
+        let conn = builder.h2.serve_connection(io, service);
+        Box::pin(Supervised::new(conn, state, shutdown, grace))
     } else {
-        serve_h1(stream, shared, state, peer, shutdown, builder)
-    }
-}
-
-fn serve_h1<I>(
-    io: I,
-    shared: &Arc<Shared>,
-    state: Arc<ConnState>,
-    peer: SocketAddr,
-    shutdown: Arc<Shutdown>,
-    builder: &Builders,
-) -> Next
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
-        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
-    };
-    let conn = builder.h1.serve_connection(TokioIo::new(io), service);
-    Next::Hyper(Box::pin(Supervised::new(
-        conn,
-        state,
-        shutdown,
-        shared.config.shutdown_grace,
-    )))
-}
-
-fn serve_h2<I>(
-    io: I,
-    shared: &Arc<Shared>,
-    state: Arc<ConnState>,
-    peer: SocketAddr,
-    shutdown: Arc<Shutdown>,
-    builder: &Builders,
-) -> Next
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
-        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
-    };
-    let conn = builder.h2.serve_connection(TokioIo::new(io), service);
-    Next::Hyper(Box::pin(Supervised::new(
-        conn,
-        state,
-        shutdown,
-        shared.config.shutdown_grace,
-    )))
+        let conn = builder.h1.serve_connection(io, service);
+        Box::pin(Supervised::new(conn, state, shutdown, grace))
+    })
 }
 
 async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
