@@ -35,22 +35,6 @@ pub struct RequestInfo {
     pub version: &'static str,
 }
 
-/// A stream about to open, as the connect hook sees it.
-#[derive(Debug, Clone)]
-pub struct ConnectRequest {
-    /// The id the client will have if accepted.
-    pub id: u64,
-    /// The HTTP request.
-    pub request: Arc<RequestInfo>,
-    /// The channels the stream gets unless the hook chooses others.
-    pub channels: Vec<String>,
-    /// `Last-Event-ID` (header, or the `lastEventId` query parameter).
-    pub last_event_id: Option<String>,
-    /// Whether the history no longer covers that id for the channels the
-    /// request would get by default.
-    pub last_event_id_stale: bool,
-}
-
 /// An HTTP answer decided by the application.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -76,7 +60,9 @@ pub enum Decision {
     Deny(Reply),
 }
 
-/// A connected client, as `on_connection` and `on_disconnect` see it.
+/// A stream's client: as the connect hook sees it before the stream opens
+/// (channels: what it gets unless the hook chooses others; stale: judged for
+/// those), and as `on_connection` and `on_disconnect` see it after.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     /// The client's id, for `send_to` and `disconnect`.
@@ -101,7 +87,7 @@ pub struct PlainRequest {
 }
 
 /// Decides whether a stream opens and what it subscribes to.
-pub type ConnectHook = Arc<dyn Fn(ConnectRequest) -> HookFuture<Decision> + Send + Sync>;
+pub type ConnectHook = Arc<dyn Fn(Arc<ClientInfo>) -> HookFuture<Decision> + Send + Sync>;
 /// Answers a non-stream request, or passes (`None`).
 pub type RequestHook = Arc<dyn Fn(PlainRequest) -> HookFuture<Option<Reply>> + Send + Sync>;
 /// Told about a client.

@@ -30,6 +30,25 @@ impl CountingIo {
         self.progress.blocked.store(false, Ordering::Relaxed);
     }
 
+    /// Writes with `write` once the socket takes data, counting what it took.
+    fn write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_writable(cx))?;
+            match write(&self.stream) {
+                Ok(n) => {
+                    self.wrote(n);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
     /// Waits for the socket to take more data, noting when it is full.
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let ready = self.stream.poll_write_ready(cx);
@@ -63,17 +82,7 @@ impl AsyncWrite for CountingIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_writable(cx))?;
-            match self.stream.try_write(buf) {
-                Ok(n) => {
-                    self.wrote(n);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.write_with(cx, |s| s.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -81,17 +90,7 @@ impl AsyncWrite for CountingIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_writable(cx))?;
-            match self.stream.try_write_vectored(bufs) {
-                Ok(n) => {
-                    self.wrote(n);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.write_with(cx, |s| s.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

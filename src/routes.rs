@@ -9,7 +9,7 @@ use crate::body::ResponseBody;
 use crate::connection::ConnState;
 use crate::cors::{is_preflight, Verdict};
 use crate::event::encode_comment;
-use crate::hooks::{ClientInfo, ConnectRequest, Decision, PlainRequest, Reply, RequestInfo};
+use crate::hooks::{ClientInfo, Decision, PlainRequest, Reply, RequestInfo};
 use crate::hub::{EndReason, DEFAULT_CHANNEL};
 use crate::limits::Refusal;
 use crate::server::Shared;
@@ -298,14 +298,7 @@ async fn open_stream(
     let mut extra_headers = Vec::new();
     if let Some(on_connect) = &hooks.on_connect {
         let stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
-        let decision = on_connect(ConnectRequest {
-            id,
-            request: request(),
-            channels: channels.clone(),
-            last_event_id: last_event_id.clone(),
-            last_event_id_stale: stale,
-        })
-        .await;
+        let decision = on_connect(info(&channels, stale)).await;
         match decision {
             Err(e) => {
                 hooks.report("onConnect", e);

@@ -98,36 +98,32 @@ pub fn object<'a>(v: Unknown<'a>, what: &str) -> Res<Object<'a>> {
     Ok(Object::from_unknown(v)?)
 }
 
-/// A string.
-pub fn string(v: Unknown, what: &str) -> Res<String> {
-    if v.get_type()? != ValueType::String {
+/// Refuses a value that is not of type `ty` (named `noun` in the message).
+fn expect(v: &Unknown, ty: ValueType, what: &str, noun: &str) -> Res<()> {
+    if v.get_type()? != ty {
         return Err(Bad::Type(format!(
-            "{what} must be a string, got {}",
-            type_name(&v)
+            "{what} must be {noun}, got {}",
+            type_name(v)
         )));
     }
+    Ok(())
+}
+
+/// A string.
+pub fn string(v: Unknown, what: &str) -> Res<String> {
+    expect(&v, ValueType::String, what, "a string")?;
     Ok(String::from_unknown(v)?)
 }
 
 /// A boolean.
 pub fn boolean(v: Unknown, what: &str) -> Res<bool> {
-    if v.get_type()? != ValueType::Boolean {
-        return Err(Bad::Type(format!(
-            "{what} must be a boolean, got {}",
-            type_name(&v)
-        )));
-    }
+    expect(&v, ValueType::Boolean, what, "a boolean")?;
     Ok(bool::from_unknown(v)?)
 }
 
 /// A number.
 pub fn number(v: Unknown, what: &str) -> Res<f64> {
-    if v.get_type()? != ValueType::Number {
-        return Err(Bad::Type(format!(
-            "{what} must be a number, got {}",
-            type_name(&v)
-        )));
-    }
+    expect(&v, ValueType::Number, what, "a number")?;
     Ok(f64::from_unknown(v)?)
 }
 

@@ -9,8 +9,7 @@
 use super::convert::{self, as_error, Bad, Res};
 use crate::cors::AllowOrigin;
 use crate::hooks::{
-    ClientInfo, ConnectRequest, Decision, HookError, HookFuture, Hooks, PlainRequest, Reply,
-    RequestInfo,
+    ClientInfo, Decision, HookError, HookFuture, Hooks, PlainRequest, Reply, RequestInfo,
 };
 use crate::hub::EndReason;
 use http::{header, HeaderValue, StatusCode};
@@ -109,16 +108,12 @@ fn header_map(req: &RequestInfo) -> HashMap<String, String> {
     map
 }
 
-fn stream_client(
-    id: u64,
-    req: &RequestInfo,
-    channels: Vec<String>,
-    last_event_id: Option<String>,
-    stale: bool,
-) -> StreamClient {
+/// A client as JavaScript sees it.
+fn client_js(info: &ClientInfo) -> StreamClient {
+    let req = &info.request;
     StreamClient {
-        id: id.to_string(),
-        channels,
+        id: info.id.to_string(),
+        channels: info.channels.clone(),
         method: req.method.clone(),
         path: req.path.clone(),
         query: query_map(&req.query),
@@ -126,19 +121,9 @@ fn stream_client(
         remote_address: req.remote_addr.ip().to_string(),
         remote_port: u32::from(req.remote_addr.port()),
         http_version: req.version.to_owned(),
-        last_event_id,
-        last_event_id_stale: stale,
+        last_event_id: info.last_event_id.clone(),
+        last_event_id_stale: info.last_event_id_stale,
     }
-}
-
-fn client_js(info: &ClientInfo) -> StreamClient {
-    stream_client(
-        info.id,
-        &info.request,
-        info.channels.clone(),
-        info.last_event_id.clone(),
-        info.last_event_id_stale,
-    )
 }
 
 /// A callback's result: a value now, or a Promise of one.
@@ -377,23 +362,14 @@ pub struct Callbacks<'a> {
 pub fn hooks(env: &Env, cb: Callbacks) -> Res<Hooks> {
     let mut hooks = Hooks::default();
     if let Some(f) = cb.on_connect {
-        let tsfn: Arc<Tsfn<ConnectRequest, Returned<ConnectVerdict>, StreamClient>> =
+        let tsfn: Arc<Tsfn<Arc<ClientInfo>, Returned<ConnectVerdict>, StreamClient>> =
             Arc::new(build(
                 f,
                 "createServer(): options.onConnect",
-                |ctx: ThreadsafeCallContext<ConnectRequest>| {
-                    let r = ctx.value;
-                    Ok(stream_client(
-                        r.id,
-                        &r.request,
-                        r.channels,
-                        r.last_event_id,
-                        r.last_event_id_stale,
-                    ))
-                },
+                |ctx: ThreadsafeCallContext<Arc<ClientInfo>>| Ok(client_js(&ctx.value)),
             )?);
         hooks.on_connect = Some(Arc::new(
-            move |req: ConnectRequest| -> HookFuture<Decision> {
+            move |req: Arc<ClientInfo>| -> HookFuture<Decision> {
                 let tsfn = Arc::clone(&tsfn);
                 Box::pin(async move { ask(&tsfn, req).await.map(|v| v.0) })
             },
