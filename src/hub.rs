@@ -354,11 +354,6 @@ impl Hub {
         })
     }
 
-    /// The retention settings.
-    pub fn retention(&self) -> Retention {
-        self.retention
-    }
-
     fn channel(&self, name: &str) -> Arc<Channel> {
         if let Some(ch) = read(&self.channels).get(name) {
             return Arc::clone(ch);
@@ -647,11 +642,6 @@ impl Hub {
         read(&self.clients).len()
     }
 
-    /// The client with this id, if connected.
-    pub fn client(&self, id: u64) -> Option<Arc<Client>> {
-        read(&self.clients).get(&id).cloned()
-    }
-
     /// Subscribers and history size of every channel, sorted by name.
     pub fn channel_stats(&self) -> Vec<ChannelStats> {
         let mut out: Vec<ChannelStats> = read(&self.channels)
@@ -755,11 +745,6 @@ impl Subscriber {
     /// The shared side, for the connection and for callbacks.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
-    }
-
-    /// The hub.
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
     }
 
     /// Takes what is queued for the client, in global order.

@@ -294,11 +294,6 @@ impl Server {
         self.shared.hub.disconnect(client_id)
     }
 
-    /// The automatic id an event with this sequence number carries.
-    pub fn auto_id(&self, gseq: u64) -> String {
-        self.shared.hub.auto_id(gseq)
-    }
-
     /// Replaces the TLS certificate and key for new connections.
     pub fn set_tls(&self, pem: &TlsPem) -> Result<(), SetTlsError> {
         match &self.shared.config.tls {

@@ -42,11 +42,6 @@ impl StaticRoot {
         Ok(StaticRoot { root })
     }
 
-    /// The canonical directory.
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
     /// Answers a GET or HEAD for `raw_path` (as sent, still percent-encoded).
     pub async fn serve(
         &self,
