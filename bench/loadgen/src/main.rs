@@ -11,8 +11,8 @@
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -275,7 +275,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -283,7 +288,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -303,7 +313,9 @@ fn tls_connector(alpn: &[u8]) -> tokio_rustls::TlsConnector {
 }
 
 /// Sends the stream request over HTTP/1.1 and reads the response head.
-async fn h1_open<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<(S, Vec<u8>, bool)> {
+async fn h1_open<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+) -> std::io::Result<(S, Vec<u8>, bool)> {
     stream
         .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
         .await?;
@@ -318,7 +330,10 @@ async fn h1_open<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::R
         if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
             if !text.starts_with("http/1.1 200") {
-                return Err(std::io::Error::other(format!("bad status: {}", text.lines().next().unwrap_or(""))));
+                return Err(std::io::Error::other(format!(
+                    "bad status: {}",
+                    text.lines().next().unwrap_or("")
+                )));
             }
             let chunked = text.contains("transfer-encoding: chunked");
             let rest = head[end + 4..].to_vec();
@@ -333,7 +348,8 @@ fn record(tally: &RefCell<Tally>, i: usize, expected: u64, count: &mut u64, ts: 
     let mut t = tally.borrow_mut();
     t.received += 1;
     t.per_conn[i] += 1;
-    t.latencies.push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
+    t.latencies
+        .push(now.saturating_sub(ts).min(u32::MAX as u64) as u32);
     t.last_us = t.last_us.max(now);
     *count += 1;
     if *count == expected {
@@ -398,7 +414,9 @@ async fn h2_connection<S: AsyncRead + AsyncWrite + Unpin + 'static>(
         let tally = Rc::clone(&tally);
         let ready = Rc::clone(&ready);
         tokio::task::spawn_local(async move {
-            let request = http::Request::get("https://127.0.0.1/events").body(()).expect("request");
+            let request = http::Request::get("https://127.0.0.1/events")
+                .body(())
+                .expect("request");
             let opened = async {
                 client = client.ready().await?;
                 let (response, _) = client.send_request(request, true)?;
@@ -429,12 +447,17 @@ async fn h2_connection<S: AsyncRead + AsyncWrite + Unpin + 'static>(
 /// One plain HTTP request on a fresh connection; returns the body.
 async fn control(port: u16, method: &str, path: &str) -> String {
     let tls = TLS.with(|t| *t.borrow());
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.expect("control connect");
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("control connect");
     let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let mut out = Vec::new();
     if tls {
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let mut s = tls_connector(b"http/1.1").connect(name, tcp).await.expect("control tls");
+        let mut s = tls_connector(b"http/1.1")
+            .connect(name, tcp)
+            .await
+            .expect("control tls");
         s.write_all(req.as_bytes()).await.expect("control write");
         let _ = s.read_to_end(&mut out).await;
     } else {
@@ -446,12 +469,19 @@ async fn control(port: u16, method: &str, path: &str) -> String {
     let body_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
     let head = &text[..body_start];
     let body = &text[body_start..];
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut plain = Vec::new();
         let mut rest = body.as_bytes();
         loop {
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else { break };
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap_or("0").trim(), 16)
+                    .unwrap_or(0);
             if size == 0 || rest.len() < eol + 2 + size {
                 break;
             }
@@ -468,7 +498,11 @@ fn json_field(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
     let i = json.find(&pat)? + pat.len();
     let rest = json[i..].trim_start();
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+')
+        })
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -476,9 +510,12 @@ fn sockstat_mem_pages() -> u64 {
     std::fs::read_to_string("/proc/net/sockstat")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("TCP:"))
-                .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1).map(|v| v.parse().unwrap_or(0)))
+            s.lines().find(|l| l.starts_with("TCP:")).and_then(|l| {
+                l.split_whitespace()
+                    .skip_while(|w| *w != "mem")
+                    .nth(1)
+                    .map(|v| v.parse().unwrap_or(0))
+            })
         })
         .unwrap_or(0)
 }
@@ -516,7 +553,11 @@ async fn run(args: Args, nofile: u64) -> String {
     };
     let stats_before = control(args.port, "GET", "/stats").await;
     let sock_before = sockstat_mem_pages();
-    let buf_size = if args.clients <= 1000 { 64 * 1024 } else { 8 * 1024 };
+    let buf_size = if args.clients <= 1000 {
+        64 * 1024
+    } else {
+        8 * 1024
+    };
 
     // Connect in waves, spreading source addresses over 127.0.0.x.
     let connect_start = Instant::now();
@@ -595,7 +636,12 @@ async fn run(args: Args, nofile: u64) -> String {
     let t0 = now_us();
     match args.scenario.as_str() {
         "burst" => {
-            server_reply = control(args.port, "POST", &format!("/burst?count={}&size={}", args.count, args.size)).await;
+            server_reply = control(
+                args.port,
+                "POST",
+                &format!("/burst?count={}&size={}", args.count, args.size),
+            )
+            .await;
             let end = Instant::now() + Duration::from_secs(args.timeout_s);
             while tally.borrow().done_conns < connected && Instant::now() < end {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -603,14 +649,27 @@ async fn run(args: Args, nofile: u64) -> String {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         "rate" => {
-            server_reply = control(args.port, "POST", &format!("/rate?rate={}&seconds={}&size={}", args.rate, args.seconds, args.size)).await;
+            server_reply = control(
+                args.port,
+                "POST",
+                &format!(
+                    "/rate?rate={}&seconds={}&size={}",
+                    args.rate, args.seconds, args.size
+                ),
+            )
+            .await;
             tokio::time::sleep(Duration::from_secs(args.seconds + 3)).await;
         }
         "idle" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             stats_after = control(args.port, "GET", "/stats").await;
             if args.sendcost > 0 {
-                sendcost = control(args.port, "POST", &format!("/sendcost?count={}&size={}", args.sendcost, args.size)).await;
+                sendcost = control(
+                    args.port,
+                    "POST",
+                    &format!("/sendcost?count={}&size={}", args.sendcost, args.size),
+                )
+                .await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -625,17 +684,33 @@ async fn run(args: Args, nofile: u64) -> String {
     lat.sort_unstable();
     let expected = expected_per_conn * connected as u64;
     let duration_us = t.last_us.saturating_sub(t0).max(1);
-    let complete = t.per_conn.iter().filter(|&&c| c >= expected_per_conn).count();
+    let complete = t
+        .per_conn
+        .iter()
+        .filter(|&&c| c >= expected_per_conn)
+        .count();
     let rss_before = json_field(&stats_before, "rss").unwrap_or(0.0);
     let rss_after = json_field(&stats_after, "rss").unwrap_or(0.0);
-    let per_conn = if connected > 0 { (rss_after - rss_before) / connected as f64 } else { 0.0 };
+    let per_conn = if connected > 0 {
+        (rss_after - rss_before) / connected as f64
+    } else {
+        0.0
+    };
     let kernel_per_conn = if connected > 0 {
         (sock_after.saturating_sub(sock_before) as f64 * 4096.0) / connected as f64
     } else {
         0.0
     };
-    let server_json = if server_reply.trim_start().starts_with('{') { server_reply.trim().to_owned() } else { "null".to_owned() };
-    let sendcost_json = if sendcost.trim_start().starts_with('{') { sendcost.trim().to_owned() } else { "null".to_owned() };
+    let server_json = if server_reply.trim_start().starts_with('{') {
+        server_reply.trim().to_owned()
+    } else {
+        "null".to_owned()
+    };
+    let sendcost_json = if sendcost.trim_start().starts_with('{') {
+        sendcost.trim().to_owned()
+    } else {
+        "null".to_owned()
+    };
     format!(
         concat!(
             "{{\"scenario\":\"{}\",\"clients\":{},\"connected\":{},\"openFailed\":{},\"connectMs\":{:.0},\"nofile\":{},",
