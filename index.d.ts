@@ -39,6 +39,12 @@ export declare class Server {
    * CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8, an
    * unknown field; a `RangeError` for a negative, fractional or huge
    * `retry`. Throws an `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
+   *
+   * With `redis`, the event is queued for Redis and reaches every
+   * instance's clients (this one's too) from there; `await server.flush()`
+   * tells when it is stored. While Redis is unreachable sends wait in
+   * memory, up to `redis.maxPending`; beyond that `send()` throws an
+   * `Error` with code `'ERR_REDIS_UNAVAILABLE'` and sends nothing.
    */
   send(event: string | Buffer | SseEvent, options?: SendOptions): void
   /**
@@ -68,6 +74,12 @@ export declare class Server {
    * stays), and an `Error` when the server was created without `tls`.
    */
   setSecureContext(context: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }): void
+  /**
+   * Resolves once everything sent so far is stored in Redis (at once
+   * without `redis`). Rejects with `'ERR_SERVER_CLOSED'` when the server
+   * closes first.
+   */
+  flush(): Promise<void>
   /** The server's counters right now. */
   stats(): ServerStats
   /** The port the server listens on, or `null` when it is not listening. */
@@ -90,6 +102,32 @@ export declare class Server {
    * alive again. Returns the server.
    */
   ref(): this
+}
+
+/** The Redis backplane's health in {@link ServerStats}. */
+export interface BackplaneStats {
+  /**
+   * `'connected'`, `'reconnecting'` (Redis unreachable or failing; retrying
+   * with backoff), `'idle'` (before `listen()`) or `'closed'`.
+   */
+  state: 'idle' | 'connected' | 'reconnecting' | 'closed'
+  /** Sends accepted and not yet stored in Redis. */
+  pending: number
+  /** Events this instance stored in Redis. */
+  published: number
+  /** Events read from Redis for this instance's clients (sent by any instance). */
+  received: number
+  /** Connections to Redis re-established after a failure. */
+  reconnects: number
+  /**
+   * Sends Redis refused for good, or still waiting when the server closed
+   * (each reported to `onError` with where = `'redis'`).
+   */
+  failed: number
+  /** Times events were trimmed from a stream before this instance read them. */
+  lost: number
+  /** The last error seen, or `null`. */
+  lastError?: string
 }
 
 /** One channel's figures in {@link ServerStats}. */
@@ -256,7 +294,8 @@ export interface ServerOptions {
   onRequest?: (request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>
   /**
    * Receives errors thrown by your hooks, with where they happened
-   * (`'onConnect'`, `'onRequest'`, `'cors.origin'`). Without it they go to
+   * (`'onConnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
+   * problems (`'redis'`). Without it they go to
    * `console.error`.
    */
   onError?: (error: Error, where: string) => void
@@ -294,6 +333,17 @@ export interface ServerOptions {
    * beside HTTP/1.1. Default false.
    */
   http2?: boolean
+  /**
+   * Run several instances as one through Redis: `url`
+   * (`'redis://host:port'`), `prefix` of every key (default `'sse'`),
+   * `maxPending` sends kept while Redis is unreachable (default 100000;
+   * beyond it `send()` throws). Events go through one Redis Stream per
+   * channel and reach every instance's clients; ids are global, so a
+   * client resumes on any instance. `listen()` rejects with code
+   * `'ERR_REDIS_UNAVAILABLE'` when Redis cannot be reached; at run time
+   * problems go to `onError(error, 'redis')` and `stats().backplane`.
+   */
+  redis?: { url: string, prefix?: string, maxPending?: number }
 }
 
 /** A snapshot of a server's counters, from {@link Server.stats}. */
@@ -322,6 +372,8 @@ export interface ServerStats {
   denied: number
   /** Per channel: subscribers and history size. */
   channels: Record<string, ChannelStats>
+  /** The Redis backplane, when `redis` is set. */
+  backplane?: BackplaneStats
 }
 
 /** An event for {@link Server.send}. */

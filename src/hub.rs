@@ -21,6 +21,11 @@
 //!   locks publishing uses, so the replay flows into the live stream with no
 //!   gap and no duplicate. An id the history no longer covers is reported as
 //!   stale, and the client starts live.
+//! - **Remote mode** (a backplane such as Redis): events are not published
+//!   here but arrive from the backplane's reader, already numbered in the
+//!   backplane's global order ([`Hub::publish_remote`]); the logs are then a
+//!   local cache of the backplane's history, complete for each channel from
+//!   the moment it started being read (`since`).
 
 use crate::event::{encode_comment, Event};
 use atomic_waker::AtomicWaker;
@@ -28,7 +33,7 @@ use bytes::Bytes;
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::Notify;
 
 /// The name of the channel that events without an explicit channel go to,
@@ -109,9 +114,15 @@ impl EndReason {
 /// The event hub: channels, clients, the global sequence and the fan-out signal.
 pub struct Hub {
     retention: Retention,
-    /// Prefix of automatic ids, unique per hub, so an id from another process
-    /// (a restart) is recognised as foreign instead of misread as a position.
-    epoch: String,
+    /// How automatic ids are spelled and mapped to sequence numbers.
+    ids: RwLock<IdSpace>,
+    /// Events come from a backplane ([`Hub::publish_remote`]), not [`Hub::publish`].
+    remote: bool,
+    /// Bumped whenever a channel is created or forgotten, so a backplane
+    /// reader knows its set of channels to read is out of date.
+    generation: AtomicU64,
+    /// Told when `generation` moves (a backplane reader waiting for events).
+    on_channels_changed: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The next global sequence number; the lock serialises publishers.
     publish: Mutex<u64>,
     /// Every sequence number up to this one is fully appended everywhere.
@@ -128,9 +139,24 @@ pub struct Hub {
     closed: AtomicBool,
 }
 
+/// The spelling of automatic ids: `<epoch>-<n>`, where `n` is a hub sequence
+/// number minus `offset`. The epoch is unique per hub (or per backplane data
+/// set), so an id from another process or an older data set is recognised as
+/// foreign instead of misread as a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdSpace {
+    /// The prefix before the dash.
+    pub epoch: String,
+    /// Hub sequence number of `n = 0`.
+    pub offset: u64,
+}
+
 /// One channel: its log and the clients subscribed to it.
 pub struct Channel {
     name: Arc<str>,
+    /// The committed sequence number when the channel was created: in remote
+    /// mode its log holds every event after it (and nothing before).
+    since: u64,
     log: RwLock<Log>,
     /// Total bytes ever appended; a client's lag is measured against it.
     appended: AtomicU64,
@@ -193,7 +219,10 @@ pub struct Client {
     joined_at: Vec<u64>,
     /// Slab keys in each channel's subscriber list, for removal.
     slots: Mutex<Vec<usize>>,
-    direct: Mutex<VecDeque<(u64, Bytes)>>,
+    /// Events for this client alone, after global sequence number `.0`;
+    /// `.2` says whether they count against its budget (a replay fetched
+    /// from the backplane does not: it is history, like a log replay).
+    direct: Mutex<VecDeque<(u64, Bytes, bool)>>,
     direct_bytes: AtomicU64,
     /// Bytes handed to the connection, framing included.
     handed: AtomicU64,
@@ -339,9 +368,36 @@ impl Hub {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
+        Self::build(
+            retention,
+            IdSpace {
+                epoch: radix36(epoch),
+                offset: 0,
+            },
+            false,
+        )
+    }
+
+    /// An empty hub fed by a backplane through [`Hub::publish_remote`]; its
+    /// ids are set by the backplane ([`Hub::set_id_space`]).
+    pub fn new_remote(retention: Retention) -> Arc<Self> {
+        Self::build(
+            retention,
+            IdSpace {
+                epoch: String::new(),
+                offset: 0,
+            },
+            true,
+        )
+    }
+
+    fn build(retention: Retention, ids: IdSpace, remote: bool) -> Arc<Self> {
         Arc::new(Hub {
             retention,
-            epoch: radix36(epoch),
+            ids: RwLock::new(ids),
+            remote,
+            generation: AtomicU64::new(0),
+            on_channels_changed: OnceLock::new(),
             publish: Mutex::new(1),
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
@@ -359,9 +415,12 @@ impl Hub {
             return Arc::clone(ch);
         }
         let mut channels = write(&self.channels);
+        let mut created = false;
         let ch = channels.entry(Arc::from(name)).or_insert_with(|| {
+            created = true;
             Arc::new(Channel {
                 name: Arc::from(name),
+                since: self.committed.load(Ordering::Acquire),
                 log: RwLock::new(Log {
                     entries: VecDeque::new(),
                     first_seq: 1,
@@ -373,12 +432,65 @@ impl Hub {
                 dirty: AtomicBool::new(false),
             })
         });
-        Arc::clone(ch)
+        let ch = Arc::clone(ch);
+        drop(channels);
+        if created {
+            self.channels_changed();
+        }
+        ch
+    }
+
+    fn channels_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(notify) = self.on_channels_changed.get() {
+            notify();
+        }
     }
 
     /// The automatic id of global sequence number `gseq`.
     pub fn auto_id(&self, gseq: u64) -> String {
-        format!("{}-{}", self.epoch, gseq)
+        let ids = read(&self.ids);
+        format!("{}-{}", ids.epoch, gseq - ids.offset)
+    }
+
+    /// Changes how automatic ids are spelled (remote mode: the backplane's
+    /// data set and where its numbering starts in this hub).
+    pub fn set_id_space(&self, ids: IdSpace) {
+        *write(&self.ids) = ids;
+    }
+
+    /// How automatic ids are spelled right now.
+    pub fn id_space(&self) -> IdSpace {
+        read(&self.ids).clone()
+    }
+
+    /// Asks to be told whenever the set of channels changes. Only the first
+    /// caller is registered (one backplane reader per hub).
+    pub fn on_channels_changed(&self, notify: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_channels_changed.set(notify);
+    }
+
+    /// The channel set's version, bumped on every change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The names of every channel the hub has (with subscribers or history).
+    pub fn channel_names(&self) -> Vec<String> {
+        read(&self.channels).keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Remote mode: the backplane's numbering already stands at `gseq` when
+    /// this hub starts, so "live" means "after `gseq`".
+    pub fn start_at(&self, gseq: u64) {
+        let mut next = lock(&self.publish);
+        *next = (*next).max(gseq + 1);
+        self.committed.store(gseq, Ordering::Release);
+    }
+
+    /// Every sequence number up to this one is delivered to the logs.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
     }
 
     fn encode(&self, gseq: u64, payload: &Payload) -> (Bytes, Option<Arc<str>>) {
@@ -419,6 +531,46 @@ impl Hub {
         }
         self.committed.store(gseq, Ordering::Release);
         drop(next);
+        self.schedule(targets);
+        gseq
+    }
+
+    /// Publishes an event the backplane numbered `gseq` (greater than every
+    /// earlier one) to those of `channels` this hub has, with its bytes
+    /// already encoded. Refused (false, nothing published) when the channel
+    /// set changed since `generation`: the reader must first read the new
+    /// set, or a channel created meanwhile would miss earlier events.
+    pub fn publish_remote(
+        &self,
+        generation: u64,
+        gseq: u64,
+        channels: &[&str],
+        bytes: Bytes,
+        id: Option<Arc<str>>,
+    ) -> bool {
+        let mut next = lock(&self.publish);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return false;
+        }
+        let targets: Vec<Arc<Channel>> = {
+            let map = read(&self.channels);
+            channels
+                .iter()
+                .filter_map(|c| map.get(*c).cloned())
+                .collect()
+        };
+        *next = (*next).max(gseq + 1);
+        for ch in &targets {
+            ch.append(gseq, bytes.clone(), id.clone(), self.retention.history);
+        }
+        self.committed.store(gseq, Ordering::Release);
+        drop(next);
+        self.schedule(targets);
+        true
+    }
+
+    /// Lets the fan-out task know `targets` received something.
+    fn schedule(&self, targets: Vec<Arc<Channel>>) {
         let mut dirty = lock(&self.dirty);
         for ch in targets {
             if !ch.dirty.swap(true, Ordering::AcqRel) {
@@ -429,7 +581,6 @@ impl Hub {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             self.pending.notify_one();
         }
-        gseq
     }
 
     /// Queues a payload for one client only. False when no such client is connected.
@@ -441,13 +592,17 @@ impl Hub {
             return false;
         }
         let mut next = lock(&self.publish);
-        let gseq = *next;
-        *next += 1;
+        // In remote mode sequence numbers belong to the backplane: a direct
+        // send is placed after the newest event, without a number of its own.
+        let gseq = if self.remote { *next - 1 } else { *next };
+        if !self.remote {
+            *next += 1;
+        }
         let (bytes, _) = self.encode(gseq, payload);
         client
             .direct_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        lock(&client.direct).push_back((gseq, bytes));
+        lock(&client.direct).push_back((gseq, bytes, true));
         self.committed.store(gseq, Ordering::Release);
         drop(next);
         // Direct sends bypass the fan-out task, so the budget is checked here.
@@ -480,17 +635,20 @@ impl Hub {
         if self.retention.history == 0 {
             return (Start::Live, true);
         }
+        let names: Vec<&str> = if channels.is_empty() {
+            vec![DEFAULT_CHANNEL]
+        } else {
+            channels.iter().map(String::as_str).collect()
+        };
         let chans: Vec<Arc<Channel>> = {
             let map = read(&self.channels);
-            if channels.is_empty() {
-                map.get(DEFAULT_CHANNEL).cloned().into_iter().collect()
-            } else {
-                channels
-                    .iter()
-                    .filter_map(|c| map.get(c.as_str()).cloned())
-                    .collect()
-            }
+            names.iter().filter_map(|c| map.get(*c).cloned()).collect()
         };
+        // In remote mode the local logs are a cache: they answer only when
+        // every channel is here and was read since before the id.
+        if self.remote && chans.len() < names.len() {
+            return (Start::Live, true);
+        }
         let gseq = self.parse_auto_id(id).or_else(|| {
             chans.iter().find_map(|ch| {
                 let log = read(&ch.log);
@@ -503,9 +661,9 @@ impl Hub {
         });
         match gseq {
             Some(g)
-                if chans
-                    .iter()
-                    .all(|ch| ch.trimmed_gseq.load(Ordering::Acquire) <= g) =>
+                if chans.iter().all(|ch| {
+                    ch.trimmed_gseq.load(Ordering::Acquire) <= g && (!self.remote || ch.since <= g)
+                }) =>
             {
                 (Start::After(g), false)
             }
@@ -514,11 +672,12 @@ impl Hub {
     }
 
     fn parse_auto_id(&self, id: &str) -> Option<u64> {
-        let (epoch, seq) = id.split_once('-')?;
-        if epoch != self.epoch {
+        let (epoch, n) = id.split_once('-')?;
+        let ids = read(&self.ids);
+        if epoch != ids.epoch || ids.epoch.is_empty() {
             return None;
         }
-        let seq: u64 = seq.parse().ok()?;
+        let seq = n.parse::<u64>().ok()?.checked_add(ids.offset)?;
         (seq <= self.committed.load(Ordering::Acquire)).then_some(seq)
     }
 
@@ -769,7 +928,7 @@ impl Subscriber {
         {
             let direct = lock(&self.client.direct);
             sources.push(take(
-                direct.iter().map(|(gseq, bytes)| Entry {
+                direct.iter().map(|(gseq, bytes, _)| Entry {
                     gseq: *gseq,
                     bytes: bytes.clone(),
                     end: 0,
@@ -788,6 +947,7 @@ impl Subscriber {
             .unwrap_or(horizon);
         let mut batch = Vec::new();
         let mut heads = vec![0usize; sources.len()];
+        let direct_idx = sources.len() - 1;
         loop {
             let next = sources
                 .iter()
@@ -797,10 +957,16 @@ impl Subscriber {
                 .min();
             let Some(gseq) = next else { break };
             let mut pushed = false;
-            for (s, h) in sources.iter().zip(heads.iter_mut()) {
+            for (i, (s, h)) in sources.iter().zip(heads.iter_mut()).enumerate() {
                 if let Some(e) = s.taken.get(*h) {
                     if e.gseq == gseq {
-                        if !pushed && gseq > self.last_gseq {
+                        // The direct queue is last: its entries are the
+                        // client's own and always go out, after the channel
+                        // event of the same number; channel events go out
+                        // once however many of the client's channels had them.
+                        if i == direct_idx {
+                            batch.push(e.bytes.clone());
+                        } else if !pushed && gseq > self.last_gseq {
                             batch.push(e.bytes.clone());
                             pushed = true;
                         }
@@ -811,7 +977,6 @@ impl Subscriber {
             self.last_gseq = self.last_gseq.max(gseq);
         }
         // Advance cursors past what was consumed.
-        let direct_idx = sources.len() - 1;
         for (i, (s, &h)) in sources.iter().zip(&heads).enumerate() {
             if h == 0 {
                 continue;
@@ -820,8 +985,10 @@ impl Subscriber {
                 let mut direct = lock(&self.client.direct);
                 let mut freed = 0;
                 for _ in 0..h {
-                    if let Some((_, b)) = direct.pop_front() {
-                        freed += b.len() as u64;
+                    if let Some((_, b, counted)) = direct.pop_front() {
+                        if counted {
+                            freed += b.len() as u64;
+                        }
                     }
                 }
                 self.client.direct_bytes.fetch_sub(freed, Ordering::Relaxed);
@@ -839,6 +1006,28 @@ impl Subscriber {
             return Read::End;
         }
         Read::Empty
+    }
+
+    /// Queues a replay fetched from elsewhere (the backplane's history):
+    /// `(sequence number, bytes)` in order, all at or before where the client
+    /// started, so they go out before anything live. Not counted against the
+    /// byte budget, like a replay from the local logs.
+    pub fn preload(&mut self, events: Vec<(u64, Bytes)>) {
+        let mut direct = lock(&self.client.direct);
+        for (i, (gseq, bytes)) in events.into_iter().enumerate() {
+            direct.insert(i, (gseq, bytes, false));
+        }
+    }
+
+    /// Treats everything up to `gseq` as already delivered: a client that
+    /// resumes from an id this hub has not caught up with yet.
+    pub fn skip_through(&mut self, gseq: u64) {
+        self.last_gseq = self.last_gseq.max(gseq);
+    }
+
+    /// The newest sequence number the client has (or is treated as having).
+    pub fn last_gseq(&self) -> u64 {
+        self.last_gseq
     }
 
     /// Why the stream is ending, judged from the client's flags.
@@ -890,6 +1079,7 @@ impl Drop for Subscriber {
             if subs.is_empty() && read(&ch.log).entries.is_empty() {
                 drop(subs);
                 write(&self.hub.channels).remove(&ch.name);
+                self.hub.channels_changed();
             }
         }
     }

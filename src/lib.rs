@@ -5,8 +5,10 @@
 //! fan-out), [`stream`] (one client's response body), [`connection`] (slow-client
 //! eviction), [`server`] (accept loop,
 //! routing, shutdown), [`static_files`], [`stats`] and [`body`].
+//! [`backplane`] makes several servers act as one through Redis.
 //! [`binding`] is the only module that knows about N-API and JavaScript.
 
+pub mod backplane;
 pub mod binding;
 pub mod body;
 pub mod connection;

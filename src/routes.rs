@@ -297,7 +297,12 @@ async fn open_stream(
 
     let mut extra_headers = Vec::new();
     if let Some(on_connect) = &hooks.on_connect {
-        let stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
+        let mut stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
+        if let (true, Some(backplane), Some(id)) =
+            (stale, &shared.backplane, last_event_id.as_deref())
+        {
+            stale = backplane.is_stale(id, &channels).await;
+        }
         let decision = on_connect(info(&channels, stale)).await;
         match decision {
             Err(e) => {
@@ -320,12 +325,19 @@ async fn open_stream(
         }
     }
 
-    let (subscriber, stale) = shared.hub.subscribe(
+    let (mut subscriber, mut stale) = shared.hub.subscribe(
         id,
         &channels,
         last_event_id.as_deref(),
         Arc::clone(&conn.progress),
     );
+    // The local logs did not cover the id: the backplane may still have it.
+    if let (true, Some(backplane), Some(last)) =
+        (stale, &shared.backplane, last_event_id.as_deref())
+    {
+        let names = subscriber.client().channel_names();
+        stale = backplane.replay(&mut subscriber, last, &names).await;
+    }
     conn.attach(Arc::clone(subscriber.client()));
     let client = (hooks.on_connection.is_some() || hooks.on_disconnect.is_some())
         .then(|| info(&subscriber.client().channel_names(), stale));

@@ -7,6 +7,7 @@
 //! chunk, waits for connections to finish (bounded by a grace period, after
 //! which the stragglers are dropped) and only then resolves.
 
+use crate::backplane::{Backplane, BackplaneStats, PublishError, RedisOptions, Reporter};
 use crate::connection::{ConnState, Ended, Shutdown, Supervised};
 use crate::cors::Cors;
 use crate::direct::DirectStream;
@@ -74,6 +75,8 @@ pub struct Config {
     pub tls: Option<Arc<Tls>>,
     /// Accept HTTP/2 with prior knowledge (h2c) on a plaintext server.
     pub http2: bool,
+    /// Act as one with other instances through Redis (see [`crate::backplane`]).
+    pub redis: Option<RedisOptions>,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             tls: None,
             http2: false,
+            redis: None,
         }
     }
 }
@@ -191,15 +195,29 @@ impl ListenError {
 }
 
 /// Why `send`/`comment` refused to accept anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// `close` was called: nothing more can be delivered.
     Closed,
+    /// The Redis backplane is unreachable and its queue of waiting sends is full.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the server is closed; nothing more can be sent")
+        match self {
+            SendError::Closed => f.write_str("the server is closed; nothing more can be sent"),
+            SendError::Unavailable(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<PublishError> for SendError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Closed => SendError::Closed,
+            full => SendError::Unavailable(full.to_string()),
+        }
     }
 }
 
@@ -218,6 +236,9 @@ pub enum SetTlsError {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) hub: Arc<Hub>,
+    /// Set when `redis` is configured: sends go through it, and replays it
+    /// can do that the local logs cannot.
+    pub(crate) backplane: Option<Backplane>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) limits: Arc<Limits>,
     /// The retry hint block, encoded once.
@@ -246,9 +267,23 @@ pub struct Server {
 impl Server {
     /// An idle server with `config`; nothing is bound until [`Server::listen`].
     pub fn new(config: Config) -> Self {
-        let hub = Hub::new(config.retention);
+        let (hub, backplane) = match &config.redis {
+            None => (Hub::new(config.retention), None),
+            Some(options) => {
+                let hub = Hub::new_remote(config.retention);
+                let on_error = config.hooks.on_error.clone();
+                let report: Reporter = Arc::new(move |error| match &on_error {
+                    Some(on_error) => on_error("redis", error),
+                    None => eprintln!("hyper-sse: {error}"),
+                });
+                let backplane =
+                    Backplane::new(options, Arc::clone(&hub), config.retention.history, report);
+                (hub, Some(backplane))
+            }
+        };
         Server {
             shared: Arc::new(Shared {
+                backplane,
                 preamble: config.retry.map(retry_hint),
                 limits: Limits::new(config.max_connections, config.max_connections_per_ip),
                 config,
@@ -263,20 +298,45 @@ impl Server {
     /// Publishes `event` to `channels` (the default channel when empty). It is
     /// encoded once; the cost does not depend on the number of clients.
     /// Returns the event's global sequence number.
+    /// With a backplane the event is queued for Redis instead, and the number
+    /// is 0 (Redis numbers it).
     pub fn send(&self, event: Event, channels: &[&str]) -> Result<u64, SendError> {
+        self.publish(channels, Payload::Event(event))
+    }
+
+    fn publish(&self, channels: &[&str], payload: Payload) -> Result<u64, SendError> {
         self.check_open()?;
-        self.shared.stats.event_accepted();
-        Ok(self.shared.hub.publish(channels, &Payload::Event(event)))
+        let gseq = match &self.shared.backplane {
+            Some(backplane) => {
+                backplane.publish(channels, &payload)?;
+                0
+            }
+            None => self.shared.hub.publish(channels, &payload),
+        };
+        match payload {
+            Payload::Event(_) => self.shared.stats.event_accepted(),
+            Payload::Comment(_) => self.shared.stats.comment_accepted(),
+        }
+        Ok(gseq)
+    }
+
+    /// Resolves once everything sent so far is stored in the backplane (at
+    /// once without one: the local hub has it already).
+    pub async fn flush(&self) -> Result<(), SendError> {
+        match &self.shared.backplane {
+            Some(backplane) => Ok(backplane.flush().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// The backplane's state and counters, when there is one.
+    pub fn backplane_stats(&self) -> Option<BackplaneStats> {
+        self.shared.backplane.as_ref().map(Backplane::stats)
     }
 
     /// Sends a comment (one `:` line per line of text) to `channels`.
     pub fn comment(&self, text: &str, channels: &[&str]) -> Result<u64, SendError> {
-        self.check_open()?;
-        self.shared.stats.comment_accepted();
-        Ok(self
-            .shared
-            .hub
-            .publish(channels, &Payload::Comment(text.to_owned())))
+        self.publish(channels, Payload::Comment(text.to_owned()))
     }
 
     /// Sends `event` to one client only. `Ok(false)` when it is not connected.
@@ -363,6 +423,20 @@ impl Server {
                 }
             }
         }
+        if let Some(backplane) = &self.shared.backplane {
+            if let Err(e) = backplane.start().await {
+                let mut state = self.lock_state();
+                if matches!(*state, State::Binding) {
+                    *state = State::Idle;
+                }
+                return Err(ListenError::state(
+                    "ERR_REDIS_UNAVAILABLE",
+                    &e.to_string(),
+                    shown_host,
+                    port,
+                ));
+            }
+        }
         let bound = self.bind(port, host).await;
         let mut state = self.lock_state();
         let listener = match bound {
@@ -442,6 +516,11 @@ impl Server {
     pub async fn close(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(backplane) = &self.shared.backplane {
+            // Before the streams end: what was sent reaches Redis, and this
+            // instance's own clients get it.
+            backplane.close(self.shared.config.shutdown_grace).await;
+        }
         let previous = std::mem::replace(&mut *self.lock_state(), State::Closed);
         match previous {
             State::Listening {

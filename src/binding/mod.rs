@@ -100,7 +100,8 @@ pub struct ServerOptions {
     )]
     pub on_request: Option<Unknown<'static>>,
     /// Receives errors thrown by your hooks, with where they happened
-    /// (`'onConnect'`, `'onRequest'`, `'cors.origin'`). Without it they go to
+    /// (`'onConnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
+    /// problems (`'redis'`). Without it they go to
     /// `console.error`.
     #[napi(ts_type = "(error: Error, where: string) => void")]
     pub on_error: Option<Unknown<'static>>,
@@ -136,6 +137,16 @@ pub struct ServerOptions {
     /// On a plaintext server, also accept HTTP/2 with prior knowledge (h2c)
     /// beside HTTP/1.1. Default false.
     pub http2: Option<bool>,
+    /// Run several instances as one through Redis: `url`
+    /// (`'redis://host:port'`), `prefix` of every key (default `'sse'`),
+    /// `maxPending` sends kept while Redis is unreachable (default 100000;
+    /// beyond it `send()` throws). Events go through one Redis Stream per
+    /// channel and reach every instance's clients; ids are global, so a
+    /// client resumes on any instance. `listen()` rejects with code
+    /// `'ERR_REDIS_UNAVAILABLE'` when Redis cannot be reached; at run time
+    /// problems go to `onError(error, 'redis')` and `stats().backplane`.
+    #[napi(ts_type = "{ url: string, prefix?: string, maxPending?: number }")]
+    pub redis: Option<Unknown<'static>>,
 }
 
 /// What `onConnect` may return.
@@ -240,6 +251,32 @@ pub struct ServerStats {
     pub denied: i64,
     /// Per channel: subscribers and history size.
     pub channels: HashMap<String, ChannelStats>,
+    /// The Redis backplane, when `redis` is set.
+    pub backplane: Option<BackplaneStats>,
+}
+
+/// The Redis backplane's health in {@link ServerStats}.
+#[napi(object)]
+pub struct BackplaneStats {
+    /// `'connected'`, `'reconnecting'` (Redis unreachable or failing; retrying
+    /// with backoff), `'idle'` (before `listen()`) or `'closed'`.
+    #[napi(ts_type = "'idle' | 'connected' | 'reconnecting' | 'closed'")]
+    pub state: String,
+    /// Sends accepted and not yet stored in Redis.
+    pub pending: i64,
+    /// Events this instance stored in Redis.
+    pub published: i64,
+    /// Events read from Redis for this instance's clients (sent by any instance).
+    pub received: i64,
+    /// Connections to Redis re-established after a failure.
+    pub reconnects: i64,
+    /// Sends Redis refused for good, or still waiting when the server closed
+    /// (each reported to `onError` with where = `'redis'`).
+    pub failed: i64,
+    /// Times events were trimmed from a stream before this instance read them.
+    pub lost: i64,
+    /// The last error seen, or `null`.
+    pub last_error: Option<String>,
 }
 
 type KeepAlive = ThreadsafeFunction<(), (), (), Status, false>;
@@ -401,6 +438,12 @@ impl Server {
     /// CR/LF in `event` or `id`, NUL in `id`, a Buffer that is not UTF-8, an
     /// unknown field; a `RangeError` for a negative, fractional or huge
     /// `retry`. Throws an `Error` with code `'ERR_SERVER_CLOSED'` after `close()`.
+    ///
+    /// With `redis`, the event is queued for Redis and reaches every
+    /// instance's clients (this one's too) from there; `await server.flush()`
+    /// tells when it is stored. While Redis is unreachable sends wait in
+    /// memory, up to `redis.maxPending`; beyond that `send()` throws an
+    /// `Error` with code `'ERR_REDIS_UNAVAILABLE'` and sends nothing.
     #[napi(
         catch_unwind,
         ts_args_type = "event: string | Buffer | SseEvent, options?: SendOptions"
@@ -415,7 +458,7 @@ impl Server {
         self.engine
             .send(event, &names)
             .map(|_| ())
-            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("send(): {e}")))
+            .map_err(|e| send_error(env, "send()", &e))
     }
 
     /// Sends a comment: one `:` line per line of `text`, to the default
@@ -434,7 +477,7 @@ impl Server {
         self.engine
             .comment(&text, &names)
             .map(|_| ())
-            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("comment(): {e}")))
+            .map_err(|e| send_error(env, "comment()", &e))
     }
 
     /// Sends an event to one client only (its `id` from `onConnect` /
@@ -456,7 +499,7 @@ impl Server {
         .map_err(|b| throw(env, b))?;
         self.engine
             .send_to(id, event)
-            .map_err(|e| throw_code(env, "ERR_SERVER_CLOSED", &format!("sendTo(): {e}")))
+            .map_err(|e| send_error(env, "sendTo()", &e))
     }
 
     /// Ends one client's stream cleanly (its events so far are written
@@ -497,6 +540,22 @@ impl Server {
         }
     }
 
+    /// Resolves once everything sent so far is stored in Redis (at once
+    /// without `redis`). Rejects with `'ERR_SERVER_CLOSED'` when the server
+    /// closes first.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let engine = Arc::clone(&self.engine);
+        env.spawn_future(async move {
+            engine.flush().await.map_err(|e| {
+                Error::new(
+                    Status::GenericFailure,
+                    format!("flush(): {e}; some sends may not have reached Redis"),
+                )
+            })
+        })
+    }
+
     /// The server's counters right now.
     #[napi(catch_unwind)]
     pub fn stats(&self) -> ServerStats {
@@ -511,6 +570,16 @@ impl Server {
             bytes_sent: n(s.bytes_sent),
             evicted: n(s.evicted),
             denied: n(s.denied),
+            backplane: self.engine.backplane_stats().map(|b| BackplaneStats {
+                state: b.state.as_str().to_owned(),
+                pending: n(b.pending),
+                published: n(b.published),
+                received: n(b.received),
+                reconnects: n(b.reconnects),
+                failed: n(b.failed),
+                lost: n(b.lost),
+                last_error: b.last_error,
+            }),
             channels: self
                 .engine
                 .channel_stats()
@@ -622,6 +691,15 @@ fn parse_port(port: Option<Unknown>) -> Res<u16> {
 
 /// Builds a Node-style error object (`code`, `errno`, `syscall`, `address`,
 /// `port`) for a failed listen, as a napi `Error` that rejects with exactly it.
+/// `send()`/`comment()`/`sendTo()` refused: closed, or Redis unavailable.
+fn send_error(env: &Env, call: &str, e: &crate::server::SendError) -> Error {
+    let code = match e {
+        crate::server::SendError::Closed => "ERR_SERVER_CLOSED",
+        crate::server::SendError::Unavailable(_) => "ERR_REDIS_UNAVAILABLE",
+    };
+    throw_code(env, code, &format!("{call}: {e}"))
+}
+
 fn listen_error(env: &Env, e: &ListenError) -> Error {
     let build = || -> Result<Error> {
         let mut obj = env.create_error(Error::new(Status::GenericFailure, e.message.clone()))?;

@@ -2,6 +2,7 @@
 
 use super::convert::{self, Bad, Res};
 use super::hooks::{self, Callbacks};
+use crate::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
 use crate::cors::{AllowOrigin, Cors};
 use crate::server::{Config, RESERVED_STREAM_HEADERS};
 use crate::static_files::StaticRoot;
@@ -35,6 +36,7 @@ const OPTION_NAMES: &[&str] = &[
     "maxBodyBytes",
     "tls",
     "http2",
+    "redis",
 ];
 
 const P: &str = "createServer(): options";
@@ -132,6 +134,9 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
     if let Some(v) = get("http2")? {
         config.http2 = convert::boolean(v, &what("http2"))?;
     }
+    if let Some(v) = get("redis")? {
+        config.redis = Some(redis(v)?);
+    }
     config.hooks = hooks::hooks(
         env,
         Callbacks {
@@ -180,6 +185,55 @@ pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
         Some(v) => vec![pem(v, "ca")?],
     };
     Ok(TlsPem { cert, key, ca })
+}
+
+/// `{ url, prefix?, maxPending? }`; the URL is checked here (not reached:
+/// that is `listen()`'s job).
+fn redis(value: Unknown) -> Res<RedisOptions> {
+    let what = format!("{P}.redis");
+    let obj = convert::object(value, &what)?;
+    convert::check_keys(&obj, &["url", "prefix", "maxPending"], &what)?;
+    let url = match convert::field(&obj, "url")? {
+        Some(v) => convert::string(v, &format!("{what}.url"))?,
+        None => {
+            return Err(Bad::Type(format!(
+                "{what}.url is required (e.g. 'redis://127.0.0.1:6379')"
+            )))
+        }
+    };
+    let prefix = match convert::field(&obj, "prefix")? {
+        Some(v) => {
+            let p = convert::string(v, &format!("{what}.prefix"))?;
+            if p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Bad::Type(format!(
+                    "{what}.prefix must be a non-empty key prefix without spaces, got '{p}'"
+                )));
+            }
+            p
+        }
+        None => "sse".to_owned(),
+    };
+    let max_pending = match convert::field(&obj, "maxPending")? {
+        Some(v) => {
+            let n = convert::count(v, &format!("{what}.maxPending"), "sends")?;
+            if n == 0 {
+                return Err(Bad::Range(format!(
+                    "{what}.maxPending must be at least 1, got 0"
+                )));
+            }
+            n as usize
+        }
+        None => DEFAULT_MAX_PENDING,
+    };
+    let options = RedisOptions {
+        url,
+        prefix,
+        max_pending,
+    };
+    options
+        .validate()
+        .map_err(|e| Bad::Type(format!("{what}.url '{}' {}", options.url, e.0)))?;
+    Ok(options)
 }
 
 fn paths(value: Unknown) -> Res<Vec<String>> {

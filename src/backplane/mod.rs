@@ -1,0 +1,627 @@
+//! The Redis backplane: several instances act as one.
+//!
+//! With `redis` configured, `send()` no longer publishes into the local hub.
+//! It queues the encoded event for the **publisher** task, which stores it in
+//! Redis (one stream per channel, numbered from one global counter, see
+//! [`keys`]). Every instance — the sender included — runs one **reader**
+//! task: a blocking `XREAD` over the streams of the channels its clients
+//! read, which feeds what it finds into the local hub in stream order
+//! ([`Hub::publish_remote`]). From there the ordinary fan-out takes over:
+//! encode once, one reader per instance, no Redis connection per client.
+//!
+//! A client that reconnects with `Last-Event-ID` is served from the local
+//! logs when they cover the id, and otherwise from the streams (`XRANGE`,
+//! [`replay`]), whichever instance it lands on.
+//!
+//! When Redis goes away, sends queue up to `max_pending` and are then
+//! refused with an error (never dropped silently); connected clients stay
+//! connected; both tasks reconnect with backoff and resume where they
+//! stopped. A resent batch is not applied twice (the script remembers each
+//! instance's last applied send).
+
+mod keys;
+mod publisher;
+mod reader;
+mod replay;
+
+use crate::event::encode_comment;
+use crate::hooks::HookError;
+use crate::hub::{Hub, IdSpace, Payload, Subscriber};
+use bytes::Bytes;
+use keys::{Keys, Kind, PUBLISH_SCRIPT};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// The most sends waiting for Redis by default; past it `send()` throws.
+pub const DEFAULT_MAX_PENDING: usize = 100_000;
+
+/// How to reach Redis and what to call things there.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user:password@]host[:port][/db]` or `unix:///path`.
+    pub url: String,
+    /// Prefix of every key (default `sse`), so several applications can share one Redis.
+    pub prefix: String,
+    /// Sends allowed to wait while Redis is unreachable.
+    pub max_pending: usize,
+}
+
+/// Why a Redis URL was refused at `createServer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlError(pub String);
+
+impl RedisOptions {
+    /// Checks the URL without connecting.
+    pub fn validate(&self) -> Result<(), UrlError> {
+        if self.url.starts_with("rediss://") {
+            return Err(UrlError(
+                "rediss:// (TLS to Redis) is not supported; use redis:// on a private network"
+                    .into(),
+            ));
+        }
+        redis::Client::open(self.url.as_str())
+            .map(|_| ())
+            .map_err(|e| UrlError(format!("is not a Redis URL ({e})")))
+    }
+}
+
+/// The backplane's health, as `stats()` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not started yet (`listen` connects).
+    Idle,
+    /// Publishing and reading both work.
+    Connected,
+    /// Redis is unreachable or failing; retrying with backoff.
+    Reconnecting,
+    /// Closed with the server.
+    Closed,
+}
+
+impl State {
+    /// The word JavaScript sees.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connected => "connected",
+            State::Reconnecting => "reconnecting",
+            State::Closed => "closed",
+        }
+    }
+}
+
+/// A copy of the backplane's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackplaneStats {
+    pub state: State,
+    /// Sends accepted and not yet stored in Redis.
+    pub pending: u64,
+    /// Events this instance stored in Redis.
+    pub published: u64,
+    /// Events read from Redis into the local hub (from every instance).
+    pub received: u64,
+    /// Times a connection to Redis was re-established.
+    pub reconnects: u64,
+    /// Sends Redis refused for good (each reported to `onError`).
+    pub failed: u64,
+    /// Events trimmed from a stream before this instance read them.
+    pub lost: u64,
+    /// The last error seen, if any.
+    pub last_error: Option<String>,
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// Redis has been unreachable long enough that `max_pending` sends wait.
+    Full { pending: usize, cause: String },
+    /// The server is closing.
+    Closed,
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Full { pending, cause } => write!(
+                f,
+                "the Redis backplane is unavailable ({cause}) and {pending} sends are already waiting (redis.maxPending); nothing was sent"
+            ),
+            PublishError::Closed => f.write_str("the server is closed; nothing more can be sent"),
+        }
+    }
+}
+
+/// Why the backplane could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError(pub String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reports a backplane problem (to `onError` with where = `'redis'`).
+pub type Reporter = Arc<dyn Fn(HookError) + Send + Sync>;
+
+/// One send waiting for Redis.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// This instance's publish sequence (1, 2, …), for exactly-once retries.
+    seq: u64,
+    channels: Arc<[String]>,
+    kind: Kind,
+    body: Bytes,
+    explicit: Option<String>,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Pending>,
+    next_seq: u64,
+}
+
+/// The backplane of one server.
+pub struct Backplane {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    client: redis::Client,
+    /// The URL for messages, without its password.
+    shown_url: String,
+    keys: Keys,
+    hub: Arc<Hub>,
+    script_hash: String,
+    /// Automatic ids are on (history > 0).
+    with_ids: bool,
+    max_len: usize,
+    instance: String,
+    max_pending: usize,
+    report: Reporter,
+    queue: Mutex<Queue>,
+    queued: Notify,
+    /// Publish sequence applied through (for `flush`).
+    applied: watch::Sender<u64>,
+    /// The newest global number this instance stored.
+    last_number: AtomicU64,
+    /// Shared connection for publishing, replays and unblocking the reader.
+    control: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The data set's epoch as last seen.
+    epoch: RwLock<String>,
+    /// Redis client id of the reader's connection (for `CLIENT UNBLOCK`).
+    reader_id: AtomicI64,
+    reader_blocked: AtomicBool,
+    reading_generation: AtomicU64,
+    /// The hub's channel-set generation, told by the hub on every change.
+    channels_changed: watch::Sender<u64>,
+    publisher_ok: AtomicBool,
+    reader_ok: AtomicBool,
+    started: AtomicBool,
+    /// No more sends.
+    closing: AtomicBool,
+    /// Tasks stop.
+    stop: watch::Sender<bool>,
+    published: AtomicU64,
+    received: AtomicU64,
+    reconnects: AtomicU64,
+    failed: AtomicU64,
+    lost: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Backplane {
+    /// A backplane for `hub` (which must be a remote hub); nothing connects
+    /// until [`Backplane::start`].
+    pub fn new(options: &RedisOptions, hub: Arc<Hub>, history: usize, report: Reporter) -> Self {
+        let client = redis::Client::open(options.url.as_str())
+            .expect("the URL was validated at createServer");
+        let instance = format!(
+            "{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        Backplane {
+            inner: Arc::new(Inner {
+                client,
+                shown_url: redact(&options.url),
+                keys: Keys::new(&options.prefix),
+                hub,
+                script_hash: redis::Script::new(PUBLISH_SCRIPT).get_hash().to_owned(),
+                with_ids: history > 0,
+                max_len: history.max(1),
+                instance,
+                max_pending: options.max_pending,
+                report,
+                queue: Mutex::new(Queue {
+                    items: VecDeque::new(),
+                    next_seq: 1,
+                }),
+                queued: Notify::new(),
+                applied: watch::channel(0).0,
+                last_number: AtomicU64::new(0),
+                control: tokio::sync::Mutex::new(None),
+                epoch: RwLock::new(String::new()),
+                reader_id: AtomicI64::new(-1),
+                reader_blocked: AtomicBool::new(false),
+                reading_generation: AtomicU64::new(0),
+                channels_changed: watch::channel(0).0,
+                publisher_ok: AtomicBool::new(false),
+                reader_ok: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                stop: watch::channel(false).0,
+                published: AtomicU64::new(0),
+                received: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                lost: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Connects (publisher and reader), learns the data set's epoch and the
+    /// current position, and starts the tasks. Fails when Redis cannot be
+    /// reached now: a server that cannot reach its backplane should not
+    /// start taking clients.
+    pub async fn start(&self) -> Result<(), ConnectError> {
+        let inner = &self.inner;
+        if inner.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut control = inner
+            .connect(Some(Duration::from_secs(5)))
+            .await
+            .map_err(|e| {
+                ConnectError(format!(
+                    "cannot connect to Redis at {}: {e}",
+                    inner.shown_url
+                ))
+            })?;
+        let mut reader = inner.connect(None).await.map_err(|e| {
+            ConnectError(format!(
+                "cannot connect to Redis at {}: {e}",
+                inner.shown_url
+            ))
+        })?;
+        let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
+            ConnectError(format!(
+                "Redis at {} refused the backplane's setup: {e}",
+                inner.shown_url
+            ))
+        })?;
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(PUBLISH_SCRIPT)
+            .query_async::<String>(&mut control)
+            .await
+            .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
+        let reader_id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut reader)
+            .await
+            .map_err(|e| ConnectError(format!("Redis refused CLIENT ID: {e}")))?;
+        inner.reader_id.store(reader_id, Ordering::Release);
+        inner.hub.start_at(position);
+        inner.hub.set_id_space(IdSpace {
+            epoch: epoch.clone(),
+            offset: 0,
+        });
+        *inner.epoch.write().unwrap_or_else(|e| e.into_inner()) = epoch;
+        *inner.control.lock().await = Some(control);
+        inner.publisher_ok.store(true, Ordering::Release);
+        inner.reader_ok.store(true, Ordering::Release);
+        inner.started.store(true, Ordering::Release);
+        // Weak: the hub outlives nothing here, and a strong reference would
+        // make hub and backplane keep each other alive for ever.
+        let changed = Arc::downgrade(inner);
+        inner.hub.on_channels_changed(Box::new(move || {
+            if let Some(inner) = changed.upgrade() {
+                inner.channels_changed.send_replace(inner.hub.generation());
+            }
+        }));
+        tokio::spawn(publisher::run(Arc::clone(inner)));
+        tokio::spawn(reader::run(Arc::clone(inner), reader, position));
+        tokio::spawn(reader::unblock(Arc::clone(inner)));
+        Ok(())
+    }
+
+    /// Queues a send for Redis. Cost on the caller's thread: one lock and a
+    /// push. Refused when the queue is full (Redis away for long) or closing.
+    pub fn publish(&self, channels: &[&str], payload: &Payload) -> Result<(), PublishError> {
+        let inner = &self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        let (kind, body, explicit) = match payload {
+            Payload::Comment(text) => (Kind::Comment, encode_comment(text), None),
+            Payload::Event(event) => match event.explicit_id() {
+                Some(id) => (Kind::Explicit, event.encode(), Some(id.to_owned())),
+                None => (Kind::Event, event.encode(), None),
+            },
+        };
+        let mut names: Vec<String> = if channels.is_empty() {
+            vec![crate::hub::DEFAULT_CHANNEL.to_owned()]
+        } else {
+            channels.iter().map(|c| c.to_string()).collect()
+        };
+        names.sort_unstable();
+        names.dedup();
+        let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.items.len() >= inner.max_pending {
+            let pending = queue.items.len();
+            drop(queue);
+            return Err(PublishError::Full {
+                pending,
+                cause: inner
+                    .last_error()
+                    .unwrap_or_else(|| "Redis is slow to answer".into()),
+            });
+        }
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.items.push_back(Pending {
+            seq,
+            channels: names.into(),
+            kind,
+            body,
+            explicit,
+        });
+        drop(queue);
+        inner.queued.notify_one();
+        Ok(())
+    }
+
+    /// Resolves once everything sent so far is stored in Redis (or fails
+    /// when the backplane closes first).
+    pub async fn flush(&self) -> Result<(), PublishError> {
+        let target = {
+            let queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.next_seq - 1
+        };
+        let mut applied = self.inner.applied.subscribe();
+        let mut stop = self.inner.stop.subscribe();
+        loop {
+            if *applied.borrow_and_update() >= target {
+                return Ok(());
+            }
+            if *stop.borrow_and_update() {
+                return Err(PublishError::Closed);
+            }
+            tokio::select! {
+                r = applied.changed() => if r.is_err() { return Err(PublishError::Closed) },
+                r = stop.changed() => if r.is_err() { return Err(PublishError::Closed) },
+            }
+        }
+    }
+
+    /// Places a client that came back with a `Last-Event-ID` the local logs
+    /// did not cover: replays what it missed from Redis (see [`replay`]).
+    /// Returns whether the id is stale.
+    pub async fn replay(
+        &self,
+        subscriber: &mut Subscriber,
+        last_event_id: &str,
+        channels: &[String],
+    ) -> bool {
+        replay::replay(&self.inner, subscriber, last_event_id, channels).await
+    }
+
+    /// Whether an id would be stale here, for the connect hook's preview
+    /// (the real answer comes with the replay).
+    pub async fn is_stale(&self, last_event_id: &str, channels: &[String]) -> bool {
+        replay::is_stale(&self.inner, last_event_id, channels).await
+    }
+
+    /// Stops taking sends, waits up to `grace` for the queue to reach Redis
+    /// and for this instance's own events to come back to its clients, then
+    /// stops the tasks. Sends that could not be stored are reported.
+    pub async fn close(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::Release);
+        if inner.started.load(Ordering::Acquire) {
+            let deadline = tokio::time::Instant::now() + grace;
+            let _ = tokio::time::timeout_at(deadline, self.flush()).await;
+            let last = inner.last_number.load(Ordering::Acquire);
+            let hub = Arc::clone(&inner.hub);
+            let delivered = async move {
+                while hub.committed() < hub.id_space().offset + last {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, delivered).await;
+        }
+        let left = {
+            let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut queue.items).len()
+        };
+        if left > 0 {
+            inner.failed.fetch_add(left as u64, Ordering::Relaxed);
+            (inner.report)(
+                format!(
+                    "{left} accepted sends could not be stored in Redis before the server closed ({})",
+                    inner.last_error().unwrap_or_else(|| "Redis did not answer in time".into())
+                )
+                .into(),
+            );
+        }
+        inner.stop.send_replace(true);
+        inner.queued.notify_one();
+    }
+
+    /// The counters and state right now.
+    pub fn stats(&self) -> BackplaneStats {
+        let inner = &self.inner;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BackplaneStats {
+            state: inner.state(),
+            pending: inner
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .items
+                .len() as u64,
+            published: get(&inner.published),
+            received: get(&inner.received),
+            reconnects: get(&inner.reconnects),
+            failed: get(&inner.failed),
+            lost: get(&inner.lost),
+            last_error: inner.last_error(),
+        }
+    }
+}
+
+impl Drop for Backplane {
+    fn drop(&mut self) {
+        self.inner.stop.send_replace(true);
+        self.inner.queued.notify_one();
+    }
+}
+
+impl Inner {
+    fn state(&self) -> State {
+        if *self.stop.borrow() {
+            State::Closed
+        } else if !self.started.load(Ordering::Acquire) {
+            State::Idle
+        } else if self.publisher_ok.load(Ordering::Acquire)
+            && self.reader_ok.load(Ordering::Acquire)
+        {
+            State::Connected
+        } else {
+            State::Reconnecting
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// A new connection; `response_timeout` None for the reader, whose
+    /// `XREAD` blocks on purpose.
+    async fn connect(
+        &self,
+        response_timeout: Option<Duration>,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(response_timeout);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// The shared control connection, connecting when there is none.
+    async fn control(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.control.lock().await;
+        if let Some(conn) = &*slot {
+            return Ok(conn.clone());
+        }
+        let conn = self.connect(Some(Duration::from_secs(5))).await?;
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets a control connection that failed, so the next use reconnects.
+    async fn drop_control(&self) {
+        *self.control.lock().await = None;
+    }
+
+    /// The data set's epoch (created when missing) and the global counter.
+    async fn position(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<(String, u64)> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let (_, epoch, seq): (redis::Value, redis::Value, redis::Value) = redis::pipe()
+            .cmd("SET")
+            .arg(self.keys.epoch())
+            .arg(now.to_string())
+            .arg("NX")
+            .cmd("GET")
+            .arg(self.keys.epoch())
+            .cmd("GET")
+            .arg(self.keys.seq())
+            .query_async(conn)
+            .await?;
+        let epoch = keys::text(&epoch).unwrap_or_default();
+        Ok((epoch, keys::number(&seq).unwrap_or(0)))
+    }
+
+    /// Records a failure: remembered for `stats()`, and reported the first
+    /// time a task that was working fails (one report per outage, not one
+    /// per retry).
+    fn failed(&self, ok: &AtomicBool, what: &str, error: &redis::RedisError) {
+        let text = format!("{what}: {error}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.clone());
+        if ok.swap(false, Ordering::AcqRel) && !self.stopped() {
+            (self.report)(format!("Redis backplane: {text}; retrying with backoff").into());
+        }
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let auth = &url[scheme + 3..at];
+            match auth.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Waits between retries: 50 ms doubling to 2 s, reset after a success.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(50))
+    }
+
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(50);
+    }
+
+    /// Sleeps (or returns early when the backplane stops).
+    async fn wait(&mut self, inner: &Inner) {
+        let mut stop = inner.stop.subscribe();
+        let _ = tokio::time::timeout(self.0, stop.wait_for(|s| *s)).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+    }
+}

@@ -1,0 +1,169 @@
+//! The publisher task: stores queued sends in Redis, in order, once each.
+//!
+//! Sends go out in pipelined batches of script calls on the shared control
+//! connection. A send leaves the queue only when Redis answered for it, so
+//! when the connection breaks the batch is sent again; the script skips what
+//! this instance already applied, which makes the resend exact.
+
+use super::keys::{self, PUBLISH_SCRIPT};
+use super::{Backoff, Inner, Pending};
+use redis::{RedisError, RedisResult, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Sends per round trip: large enough to amortise the round trip in a burst,
+/// small enough that one failed batch is cheap to resend.
+const BATCH: usize = 256;
+
+/// Runs until the backplane stops.
+pub(super) async fn run(inner: Arc<Inner>) {
+    let mut backoff = Backoff::new();
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let batch: Vec<Pending> = {
+            let queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.items.iter().take(BATCH).cloned().collect()
+        };
+        if inner.stopped() {
+            return;
+        }
+        if batch.is_empty() {
+            tokio::select! {
+                _ = inner.queued.notified() => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            continue;
+        }
+        let mut conn = match inner.control().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                inner.failed(&inner.publisher_ok, "cannot reach Redis to publish", &e);
+                backoff.wait(&inner).await;
+                continue;
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+            .to_string();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for pending in &batch {
+            pipe.add_command(invocation(&inner, pending, &now));
+        }
+        let results: Vec<RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+            Ok(results) => results,
+            Err(e) => {
+                inner.drop_control().await;
+                inner.failed(&inner.publisher_ok, "publishing to Redis failed", &e);
+                backoff.wait(&inner).await;
+                continue;
+            }
+        };
+        let mut done = 0;
+        let mut retry = false;
+        for (i, result) in results.iter().enumerate() {
+            match result {
+                Ok(reply) => {
+                    record(&inner, reply);
+                    done = i + 1;
+                }
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    // Redis restarted and forgot the script: load it, resend.
+                    let _ = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(PUBLISH_SCRIPT)
+                        .query_async::<String>(&mut conn)
+                        .await;
+                    retry = true;
+                    break;
+                }
+                // A passing condition (loading, out of memory, a replica):
+                // resend later, unless a later send already went through, in
+                // which case this one can no longer be applied in order.
+                Err(e) if transient(e) && !results[i + 1..].iter().any(|r| r.is_ok()) => {
+                    inner.failed(&inner.publisher_ok, "Redis refused a send for now", e);
+                    retry = true;
+                    break;
+                }
+                Err(e) => {
+                    let pending = &batch[i];
+                    inner.failed.fetch_add(1, Ordering::Relaxed);
+                    (inner.report)(
+                        format!(
+                            "Redis refused a send to channel(s) {} and it was dropped: {e}",
+                            pending.channels.join(", ")
+                        )
+                        .into(),
+                    );
+                    done = i + 1;
+                }
+            }
+        }
+        if done > 0 {
+            let through = batch[done - 1].seq;
+            {
+                let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+                // close() may have taken the queue meanwhile: remove only
+                // what this batch settled.
+                while queue.items.front().is_some_and(|p| p.seq <= through) {
+                    queue.items.pop_front();
+                }
+            }
+            inner.applied.send_replace(through);
+        }
+        if retry {
+            backoff.wait(&inner).await;
+        } else {
+            inner.publisher_ok.store(true, Ordering::Release);
+            backoff.reset();
+        }
+    }
+}
+
+/// One script call for one send.
+fn invocation(inner: &Inner, pending: &Pending, now: &str) -> redis::Cmd {
+    let keys = &inner.keys;
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&inner.script_hash)
+        .arg(4 + pending.channels.len())
+        .arg(keys.seq())
+        .arg(keys.epoch())
+        .arg(keys.heads())
+        .arg(keys.publisher(&inner.instance));
+    for channel in pending.channels.iter() {
+        cmd.arg(keys.stream(channel));
+    }
+    cmd.arg(now)
+        .arg(inner.max_len)
+        .arg(pending.seq)
+        .arg(pending.kind.as_str())
+        .arg(&pending.body[..])
+        .arg(pending.explicit.as_deref().unwrap_or(""));
+    for channel in pending.channels.iter() {
+        cmd.arg(channel.as_str());
+    }
+    cmd
+}
+
+/// Counts a stored send and remembers its number (for `close`).
+fn record(inner: &Inner, reply: &Value) {
+    let Value::Array(parts) = reply else { return };
+    let number = parts.get(1).and_then(keys::number).unwrap_or(0);
+    if number > 0 {
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        inner.last_number.fetch_max(number, Ordering::AcqRel);
+    }
+}
+
+/// Errors that pass by themselves: worth resending.
+fn transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || matches!(
+            e.code(),
+            Some("OOM" | "BUSY" | "LOADING" | "READONLY" | "MASTERDOWN" | "TRYAGAIN")
+        )
+}

@@ -1,0 +1,281 @@
+//! The reader task: one blocking `XREAD` per instance over the streams of
+//! every channel the local hub has, feeding the hub in global order.
+//!
+//! All streams are read from one position, the global number of the last
+//! event delivered: every event numbered up to it is already in the hub, on
+//! every channel read. An event on a channel created after an `XREAD` was
+//! issued would otherwise be missed, so the hub refuses deliveries once its
+//! channel set changed ([`Hub::publish_remote`](crate::hub::Hub::publish_remote)),
+//! and the reader reads again with the new set from the same position. A
+//! blocked `XREAD` is cut short with `CLIENT UNBLOCK` for that
+//! ([`unblock`]).
+
+use super::keys::{self, Entry};
+use super::{Backoff, Inner};
+use crate::hub::IdSpace;
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Entries per stream per read: bounds one reply while catching up.
+const COUNT: usize = 1000;
+/// How long one `XREAD` waits for something new before asking again.
+const BLOCK: Duration = Duration::from_secs(2);
+
+/// Runs until the backplane stops. `position` is the global number the
+/// hub already has everything up to.
+pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut position: u64) {
+    let mut conn = Some(conn);
+    let mut backoff = Backoff::new();
+    let mut stop = inner.stop.subscribe();
+    let mut changes = inner.channels_changed.subscribe();
+    loop {
+        if inner.stopped() {
+            return;
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match reconnect(&inner, &mut position).await {
+                Ok(c) => c,
+                Err(e) => {
+                    inner.failed(&inner.reader_ok, "cannot reach Redis to read", &e);
+                    backoff.wait(&inner).await;
+                    continue;
+                }
+            },
+        };
+        // Flag first, generation second: see `unblock`.
+        inner.reader_blocked.store(true, Ordering::SeqCst);
+        let generation = inner.hub.generation();
+        inner.reading_generation.store(generation, Ordering::SeqCst);
+        changes.borrow_and_update();
+        let names = inner.hub.channel_names();
+        if names.is_empty() {
+            inner.reader_blocked.store(false, Ordering::SeqCst);
+            conn = Some(c);
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            continue;
+        }
+        let epoch = inner
+            .epoch
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let start = format!("{epoch}-{position}");
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS");
+        let streams: HashMap<String, &str> = names
+            .iter()
+            .map(|n| (inner.keys.stream(n), n.as_str()))
+            .collect();
+        for name in &names {
+            cmd.arg(inner.keys.stream(name));
+        }
+        for _ in &names {
+            cmd.arg(&start);
+        }
+        let reply = tokio::select! {
+            r = tokio::time::timeout(BLOCK + Duration::from_secs(5), cmd.query_async::<Value>(&mut c)) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        inner.reader_blocked.store(false, Ordering::SeqCst);
+        match reply {
+            Ok(Ok(value)) => {
+                position = deliver(&inner, &streams, generation, position, &epoch, value);
+                conn = Some(c);
+                inner.reader_ok.store(true, Ordering::Release);
+                backoff.reset();
+            }
+            Ok(Err(e)) => {
+                inner.failed(&inner.reader_ok, "reading from Redis failed", &e);
+                backoff.wait(&inner).await;
+            }
+            Err(_) => {
+                let e = redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "XREAD did not come back",
+                ));
+                inner.failed(&inner.reader_ok, "reading from Redis failed", &e);
+                backoff.wait(&inner).await;
+            }
+        }
+    }
+}
+
+/// Feeds one `XREAD` reply to the hub in global order; returns the new
+/// position. Stops early (the rest is read again) when a stream was cut at
+/// `COUNT` — later entries of other streams would overtake its next ones —
+/// or when the hub's channel set changed.
+fn deliver(
+    inner: &Inner,
+    streams: &HashMap<String, &str>,
+    generation: u64,
+    mut position: u64,
+    epoch: &str,
+    reply: Value,
+) -> u64 {
+    let mut limit = u64::MAX;
+    let mut all: Vec<(Entry, &str)> = Vec::new();
+    for (key, entries) in stream_replies(reply) {
+        let Some(&channel) = streams.get(&key) else {
+            continue;
+        };
+        let entries: Vec<Entry> = entries
+            .iter()
+            .filter_map(|v| keys::parse_entry(v).map(|(_, e)| e))
+            .collect();
+        if entries.len() >= COUNT {
+            if let Some(last) = entries.last() {
+                limit = limit.min(last.number);
+            }
+        }
+        if let Some(first) = entries.first() {
+            if first.prev > position {
+                // Entries after our position were trimmed before we read them.
+                inner.lost.fetch_add(1, Ordering::Relaxed);
+                (inner.report)(
+                    format!(
+                        "Redis backplane: events on channel '{channel}' after {epoch}-{position} were trimmed before this instance read them (history too small for how far it fell behind)"
+                    )
+                    .into(),
+                );
+            }
+        }
+        all.extend(entries.into_iter().map(|e| (e, channel)));
+    }
+    all.sort_by_key(|(e, _)| e.number);
+    let offset = inner.hub.id_space().offset;
+    let mut i = 0;
+    while i < all.len() {
+        let number = all[i].0.number;
+        if number > limit {
+            break;
+        }
+        let mut j = i;
+        let mut channels = Vec::new();
+        while j < all.len() && all[j].0.number == number {
+            channels.push(all[j].1);
+            j += 1;
+        }
+        let entry = &all[i].0;
+        if number > position {
+            let bytes = entry.wire_bytes(epoch, inner.with_ids);
+            let id = entry.explicit.as_deref().map(Arc::from);
+            if !inner
+                .hub
+                .publish_remote(generation, offset + number, &channels, bytes, id)
+            {
+                break;
+            }
+            inner.received.fetch_add(1, Ordering::Relaxed);
+            position = number;
+        }
+        i = j;
+    }
+    position
+}
+
+/// `[[key, [entry…]]…]` (RESP2) or `{key: [entry…]}` (RESP3).
+fn stream_replies(reply: Value) -> Vec<(String, Vec<Value>)> {
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop()?;
+                    let k = kv.pop()?;
+                    Some((k, v))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::Array(entries) => Some((keys::text(&k)?, entries)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A fresh reader connection. When the data set's epoch changed, Redis lost
+/// its data: ids restart, so the hub's numbering continues from where it
+/// stands (the new epoch's number 0 = what the hub has now).
+async fn reconnect(inner: &Inner, position: &mut u64) -> RedisResult<MultiplexedConnection> {
+    let mut conn = inner.connect(None).await?;
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut conn)
+        .await?;
+    inner.reader_id.store(id, Ordering::Release);
+    let (epoch, counter) = inner.position(&mut conn).await?;
+    let known = inner
+        .epoch
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if epoch != known || counter < *position {
+        inner.hub.set_id_space(IdSpace {
+            epoch: epoch.clone(),
+            offset: inner.hub.committed(),
+        });
+        *inner.epoch.write().unwrap_or_else(|e| e.into_inner()) = epoch.clone();
+        (inner.report)(
+            format!(
+                "Redis backplane: Redis lost its data (epoch {known} is now {epoch}); events not yet read are gone, ids restart, and clients resuming from older ids are told their id is stale"
+            )
+            .into(),
+        );
+        *position = 0;
+    }
+    inner.reconnects.fetch_add(1, Ordering::Relaxed);
+    Ok(conn)
+}
+
+/// Cuts the reader's blocked `XREAD` short whenever the hub's channel set
+/// changes, so a new channel is read at once rather than after `BLOCK`.
+/// The reader raises its flag before it reads the generation, so "flag down
+/// or generation current" means it will (or did) read the new set itself.
+/// An unblock can reach Redis before the `XREAD` does; it is repeated until
+/// the reader is seen reading the current set.
+pub(super) async fn unblock(inner: Arc<Inner>) {
+    let mut changes = inner.channels_changed.subscribe();
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        loop {
+            if inner.stopped() {
+                return;
+            }
+            if !inner.reader_blocked.load(Ordering::SeqCst)
+                || inner.reading_generation.load(Ordering::SeqCst) == inner.hub.generation()
+            {
+                break;
+            }
+            if let Ok(mut conn) = inner.control().await {
+                let _: RedisResult<Value> = redis::cmd("CLIENT")
+                    .arg("UNBLOCK")
+                    .arg(inner.reader_id.load(Ordering::Acquire))
+                    .query_async(&mut conn)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
