@@ -411,6 +411,12 @@ impl Hub {
     }
 
     fn channel(&self, name: &str) -> Arc<Channel> {
+        self.channel_from(name, 0)
+    }
+
+    /// The channel, created when missing with its log complete after
+    /// `floor` (or after `committed`, if later).
+    fn channel_from(&self, name: &str, floor: u64) -> Arc<Channel> {
         if let Some(ch) = read(&self.channels).get(name) {
             return Arc::clone(ch);
         }
@@ -420,7 +426,7 @@ impl Hub {
             created = true;
             Arc::new(Channel {
                 name: Arc::from(name),
-                since: self.committed.load(Ordering::Acquire),
+                since: self.committed.load(Ordering::Acquire).max(floor),
                 log: RwLock::new(Log {
                     entries: VecDeque::new(),
                     first_seq: 1,
@@ -475,9 +481,22 @@ impl Hub {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The names of every channel the hub has (with subscribers or history).
-    pub fn channel_names(&self) -> Vec<String> {
-        read(&self.channels).keys().map(|k| k.to_string()).collect()
+    /// Every channel the hub has (with subscribers or history), with the
+    /// sequence number its log is complete after.
+    pub fn channel_starts(&self) -> Vec<(String, u64)> {
+        read(&self.channels)
+            .values()
+            .map(|c| (c.name.to_string(), c.since))
+            .collect()
+    }
+
+    /// Whether every one of `channels` (the default channel when empty) exists here.
+    pub fn has_channels(&self, channels: &[String]) -> bool {
+        let map = read(&self.channels);
+        if channels.is_empty() {
+            return map.contains_key(DEFAULT_CHANNEL);
+        }
+        channels.iter().all(|c| map.contains_key(c.as_str()))
     }
 
     /// Remote mode: the backplane's numbering already stands at `gseq` when
@@ -486,6 +505,23 @@ impl Hub {
         let mut next = lock(&self.publish);
         *next = (*next).max(gseq + 1);
         self.committed.store(gseq, Ordering::Release);
+    }
+
+    /// Records that the events of channel `name` up to `through` never
+    /// reached this hub (the backplane trimmed them before they were read):
+    /// ids before the gap become stale, and the channel's clients are
+    /// dropped (as too slow) so they reconnect and learn it, rather than
+    /// silently missing events. Returns how many clients were dropped.
+    pub fn mark_gap(&self, name: &str, through: u64) -> usize {
+        let Some(ch) = read(&self.channels).get(name).cloned() else {
+            return 0;
+        };
+        ch.trimmed_gseq.fetch_max(through, Ordering::AcqRel);
+        let subscribers = read(&ch.subscribers);
+        subscribers
+            .iter()
+            .filter(|(_, (client, _))| client.evict())
+            .count()
     }
 
     /// Every sequence number up to this one is delivered to the logs.
@@ -699,6 +735,21 @@ impl Hub {
         last_event_id: Option<&str>,
         progress: Arc<Progress>,
     ) -> (Subscriber, bool) {
+        self.subscribe_from(id, channels, last_event_id, progress, 0)
+    }
+
+    /// [`Hub::subscribe`] for remote mode: `floor` is the backplane's
+    /// position when the client arrived. Channels new here start after it,
+    /// and so does the client when it starts live: events numbered before it
+    /// happened before the client came, even if this hub has not read them.
+    pub fn subscribe_from(
+        self: &Arc<Self>,
+        id: u64,
+        channels: &[String],
+        last_event_id: Option<&str>,
+        progress: Arc<Progress>,
+        floor: u64,
+    ) -> (Subscriber, bool) {
         let mut names: Vec<&str> = channels.iter().map(String::as_str).collect();
         if names.is_empty() {
             names.push(DEFAULT_CHANNEL);
@@ -708,7 +759,7 @@ impl Hub {
         // Hold the publish lock while placing cursors, so nothing is published
         // between "where the client starts" and "the client is listening".
         let publish = lock(&self.publish);
-        let chans: Vec<Arc<Channel>> = names.iter().map(|n| self.channel(n)).collect();
+        let chans: Vec<Arc<Channel>> = names.iter().map(|n| self.channel_from(n, floor)).collect();
         let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let (mut start, mut stale) = self.resolve(last_event_id, &owned);
         // Each channel's cursor is placed and the client joins the channel
@@ -762,7 +813,7 @@ impl Hub {
         }
         drop(guards);
         *lock(&client.slots) = slots;
-        let horizon = self.committed.load(Ordering::Acquire);
+        let horizon = self.committed.load(Ordering::Acquire).max(floor);
         drop(publish);
         write(&self.clients).insert(id, Arc::clone(&client));
         let subscriber = Subscriber {
@@ -926,7 +977,11 @@ impl Subscriber {
             sources.push(take(log.entries.range(start..).cloned(), horizon));
         }
         {
+            // The direct queue only ever holds complete entries, and in remote
+            // mode it may hold a replay numbered past what this hub has read:
+            // only a disconnect bounds it.
             let direct = lock(&self.client.direct);
+            let horizon = self.client.stop_at.load(Ordering::Acquire);
             sources.push(take(
                 direct.iter().map(|(gseq, bytes, _)| Entry {
                     gseq: *gseq,
@@ -944,7 +999,7 @@ impl Subscriber {
             .filter(|s| s.truncated)
             .filter_map(|s| s.taken.last().map(|e| e.gseq))
             .min()
-            .unwrap_or(horizon);
+            .unwrap_or(u64::MAX);
         let mut batch = Vec::new();
         let mut heads = vec![0usize; sources.len()];
         let direct_idx = sources.len() - 1;

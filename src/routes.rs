@@ -325,11 +325,16 @@ async fn open_stream(
         }
     }
 
-    let (mut subscriber, mut stale) = shared.hub.subscribe(
+    let floor = match &shared.backplane {
+        Some(backplane) => backplane.floor(&channels).await,
+        None => 0,
+    };
+    let (mut subscriber, mut stale) = shared.hub.subscribe_from(
         id,
         &channels,
         last_event_id.as_deref(),
         Arc::clone(&conn.progress),
+        floor,
     );
     // The local logs did not cover the id: the backplane may still have it.
     if let (true, Some(backplane), Some(last)) =

@@ -37,6 +37,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+/// Entries every stream keeps at least, whatever `history` says: a reader
+/// that falls behind in a burst (a batch is up to a few hundred sends) must
+/// still find what it has not read. A reader further behind than this loses
+/// events: they are reported, and the channel's clients are dropped so that
+/// they reconnect and learn their id is stale.
+pub const MIN_STREAM_LEN: usize = 1000;
+
 /// The most sends waiting for Redis by default; past it `send()` throws.
 pub const DEFAULT_MAX_PENDING: usize = 100_000;
 
@@ -188,8 +195,6 @@ pub(crate) struct Inner {
     queued: Notify,
     /// Publish sequence applied through (for `flush`).
     applied: watch::Sender<u64>,
-    /// The newest global number this instance stored.
-    last_number: AtomicU64,
     /// Shared connection for publishing, replays and unblocking the reader.
     control: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// The data set's epoch as last seen.
@@ -198,6 +203,8 @@ pub(crate) struct Inner {
     reader_id: AtomicI64,
     reader_blocked: AtomicBool,
     reading_generation: AtomicU64,
+    /// Replies (or empty returns) the reader has finished with.
+    reader_rounds: AtomicU64,
     /// The hub's channel-set generation, told by the hub on every change.
     channels_changed: watch::Sender<u64>,
     publisher_ok: AtomicBool,
@@ -237,7 +244,7 @@ impl Backplane {
                 hub,
                 script_hash: redis::Script::new(PUBLISH_SCRIPT).get_hash().to_owned(),
                 with_ids: history > 0,
-                max_len: history.max(1),
+                max_len: history.max(MIN_STREAM_LEN),
                 instance,
                 max_pending: options.max_pending,
                 report,
@@ -247,12 +254,12 @@ impl Backplane {
                 }),
                 queued: Notify::new(),
                 applied: watch::channel(0).0,
-                last_number: AtomicU64::new(0),
                 control: tokio::sync::Mutex::new(None),
                 epoch: RwLock::new(String::new()),
                 reader_id: AtomicI64::new(-1),
                 reader_blocked: AtomicBool::new(false),
                 reading_generation: AtomicU64::new(0),
+                reader_rounds: AtomicU64::new(0),
                 channels_changed: watch::channel(0).0,
                 publisher_ok: AtomicBool::new(false),
                 reader_ok: AtomicBool::new(false),
@@ -330,7 +337,7 @@ impl Backplane {
             }
         }));
         tokio::spawn(publisher::run(Arc::clone(inner)));
-        tokio::spawn(reader::run(Arc::clone(inner), reader, position));
+        tokio::spawn(reader::run(Arc::clone(inner), reader));
         tokio::spawn(reader::unblock(Arc::clone(inner)));
         Ok(())
     }
@@ -404,6 +411,30 @@ impl Backplane {
         }
     }
 
+    /// Where a client arriving now starts, in hub sequence numbers: the
+    /// backplane's current position when one of its channels is new here
+    /// (this instance has not been reading it, so the hub's own position says
+    /// nothing about it), else 0 (the hub knows). When Redis cannot be asked,
+    /// 0: the hub's position, possibly behind.
+    pub async fn floor(&self, channels: &[String]) -> u64 {
+        let inner = &self.inner;
+        if inner.hub.has_channels(channels) {
+            return 0;
+        }
+        let ids = inner.hub.id_space();
+        let counter = async {
+            let mut conn = inner.control().await?;
+            redis::cmd("GET")
+                .arg(inner.keys.seq())
+                .query_async::<redis::Value>(&mut conn)
+                .await
+        };
+        match counter.await {
+            Ok(value) => ids.offset + keys::number(&value).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
     /// Places a client that came back with a `Last-Event-ID` the local logs
     /// did not cover: replays what it missed from Redis (see [`replay`]).
     /// Returns whether the id is stale.
@@ -431,14 +462,21 @@ impl Backplane {
         if inner.started.load(Ordering::Acquire) {
             let deadline = tokio::time::Instant::now() + grace;
             let _ = tokio::time::timeout_at(deadline, self.flush()).await;
-            let last = inner.last_number.load(Ordering::Acquire);
-            let hub = Arc::clone(&inner.hub);
-            let delivered = async move {
-                while hub.committed() < hub.id_space().offset + last {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+            // A read issued after the flush sees everything this instance
+            // stored; the one in flight may not, hence two rounds. The
+            // reader is nudged so that a read with nothing new for this
+            // instance's channels does not wait out its block time.
+            let first = inner.reader_rounds.load(Ordering::Acquire);
+            let caught_up = async {
+                // (A reader without channels has nothing to deliver here.)
+                while inner.reader_rounds.load(Ordering::Acquire) < first + 2
+                    && !inner.hub.channel_starts().is_empty()
+                {
+                    reader::nudge(inner).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             };
-            let _ = tokio::time::timeout_at(deadline, delivered).await;
+            let _ = tokio::time::timeout_at(deadline, caught_up).await;
         }
         let left = {
             let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());

@@ -147,13 +147,12 @@ fn invocation(inner: &Inner, pending: &Pending, now: &str) -> redis::Cmd {
     cmd
 }
 
-/// Counts a stored send and remembers its number (for `close`).
+/// Counts a stored send (number 0: it had been applied before).
 fn record(inner: &Inner, reply: &Value) {
     let Value::Array(parts) = reply else { return };
     let number = parts.get(1).and_then(keys::number).unwrap_or(0);
     if number > 0 {
         inner.published.fetch_add(1, Ordering::Relaxed);
-        inner.last_number.fetch_max(number, Ordering::AcqRel);
     }
 }
 

@@ -1,14 +1,15 @@
 //! The reader task: one blocking `XREAD` per instance over the streams of
 //! every channel the local hub has, feeding the hub in global order.
 //!
-//! All streams are read from one position, the global number of the last
-//! event delivered: every event numbered up to it is already in the hub, on
-//! every channel read. An event on a channel created after an `XREAD` was
-//! issued would otherwise be missed, so the hub refuses deliveries once its
-//! channel set changed ([`Hub::publish_remote`](crate::hub::Hub::publish_remote)),
-//! and the reader reads again with the new set from the same position. A
-//! blocked `XREAD` is cut short with `CLIENT UNBLOCK` for that
-//! ([`unblock`]).
+//! Each stream is read from its own position: the last entry delivered from
+//! it, or for a channel new here, the backplane's position when its first
+//! client arrived (the channel's `since`). One reply is a snapshot of every
+//! stream read, so merging it by number keeps the global order. A channel
+//! created while a reply is being delivered would be read from a position
+//! already overtaken, so the hub refuses deliveries once its channel set
+//! changed ([`Hub::publish_remote`](crate::hub::Hub::publish_remote)), and the
+//! reader reads again with the new set. A blocked `XREAD` is cut short with
+//! `CLIENT UNBLOCK` for that ([`unblock`]).
 
 use super::keys::{self, Entry};
 use super::{Backoff, Inner};
@@ -25,10 +26,11 @@ const COUNT: usize = 1000;
 /// How long one `XREAD` waits for something new before asking again.
 const BLOCK: Duration = Duration::from_secs(2);
 
-/// Runs until the backplane stops. `position` is the global number the
-/// hub already has everything up to.
-pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut position: u64) {
+/// Runs until the backplane stops.
+pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
     let mut conn = Some(conn);
+    // Per channel: the number of the last entry delivered (or its start).
+    let mut positions: HashMap<String, u64> = HashMap::new();
     let mut backoff = Backoff::new();
     let mut stop = inner.stop.subscribe();
     let mut changes = inner.channels_changed.subscribe();
@@ -38,7 +40,7 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut posi
         }
         let mut c = match conn.take() {
             Some(c) => c,
-            None => match reconnect(&inner, &mut position).await {
+            None => match reconnect(&inner, &mut positions).await {
                 Ok(c) => c,
                 Err(e) => {
                     inner.failed(&inner.reader_ok, "cannot reach Redis to read", &e);
@@ -52,8 +54,15 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut posi
         let generation = inner.hub.generation();
         inner.reading_generation.store(generation, Ordering::SeqCst);
         changes.borrow_and_update();
-        let names = inner.hub.channel_names();
-        if names.is_empty() {
+        let channels = inner.hub.channel_starts();
+        let offset = inner.hub.id_space().offset;
+        positions.retain(|name, _| channels.iter().any(|(n, _)| n == name));
+        for (name, since) in &channels {
+            positions
+                .entry(name.clone())
+                .or_insert_with(|| since.saturating_sub(offset));
+        }
+        if channels.is_empty() {
             inner.reader_blocked.store(false, Ordering::SeqCst);
             conn = Some(c);
             tokio::select! {
@@ -67,22 +76,21 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut posi
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let start = format!("{epoch}-{position}");
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(COUNT)
             .arg("BLOCK")
             .arg(BLOCK.as_millis() as u64)
             .arg("STREAMS");
-        let streams: HashMap<String, &str> = names
+        let streams: HashMap<String, &str> = channels
             .iter()
-            .map(|n| (inner.keys.stream(n), n.as_str()))
+            .map(|(n, _)| (inner.keys.stream(n), n.as_str()))
             .collect();
-        for name in &names {
+        for (name, _) in &channels {
             cmd.arg(inner.keys.stream(name));
         }
-        for _ in &names {
-            cmd.arg(&start);
+        for (name, _) in &channels {
+            cmd.arg(format!("{epoch}-{}", positions[name]));
         }
         let reply = tokio::select! {
             r = tokio::time::timeout(BLOCK + Duration::from_secs(5), cmd.query_async::<Value>(&mut c)) => r,
@@ -91,7 +99,8 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut posi
         inner.reader_blocked.store(false, Ordering::SeqCst);
         match reply {
             Ok(Ok(value)) => {
-                position = deliver(&inner, &streams, generation, position, &epoch, value);
+                deliver(&inner, &streams, generation, &mut positions, &epoch, value);
+                inner.reader_rounds.fetch_add(1, Ordering::AcqRel);
                 conn = Some(c);
                 inner.reader_ok.store(true, Ordering::Release);
                 backoff.reset();
@@ -112,18 +121,18 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection, mut posi
     }
 }
 
-/// Feeds one `XREAD` reply to the hub in global order; returns the new
-/// position. Stops early (the rest is read again) when a stream was cut at
+/// Feeds one `XREAD` reply to the hub in global order, moving each
+/// stream's position past what it delivered. Stops early (the rest is read again) when a stream was cut at
 /// `COUNT` — later entries of other streams would overtake its next ones —
 /// or when the hub's channel set changed.
 fn deliver(
     inner: &Inner,
     streams: &HashMap<String, &str>,
     generation: u64,
-    mut position: u64,
+    positions: &mut HashMap<String, u64>,
     epoch: &str,
     reply: Value,
-) -> u64 {
+) {
     let mut limit = u64::MAX;
     let mut all: Vec<(Entry, &str)> = Vec::new();
     for (key, entries) in stream_replies(reply) {
@@ -139,13 +148,16 @@ fn deliver(
                 limit = limit.min(last.number);
             }
         }
+        let position = positions.get(channel).copied().unwrap_or(0);
         if let Some(first) = entries.first() {
             if first.prev > position {
                 // Entries after our position were trimmed before we read them.
                 inner.lost.fetch_add(1, Ordering::Relaxed);
+                let offset = inner.hub.id_space().offset;
+                let dropped = inner.hub.mark_gap(channel, offset + first.prev);
                 (inner.report)(
                     format!(
-                        "Redis backplane: events on channel '{channel}' after {epoch}-{position} were trimmed before this instance read them (history too small for how far it fell behind)"
+                        "Redis backplane: events on channel '{channel}' after {epoch}-{position} were trimmed before this instance read them; {dropped} of its clients were disconnected and will resume with a stale id (raise history, or find why this instance fell behind)"
                     )
                     .into(),
                 );
@@ -168,21 +180,20 @@ fn deliver(
             j += 1;
         }
         let entry = &all[i].0;
-        if number > position {
-            let bytes = entry.wire_bytes(epoch, inner.with_ids);
-            let id = entry.explicit.as_deref().map(Arc::from);
-            if !inner
-                .hub
-                .publish_remote(generation, offset + number, &channels, bytes, id)
-            {
-                break;
-            }
-            inner.received.fetch_add(1, Ordering::Relaxed);
-            position = number;
+        let bytes = entry.wire_bytes(epoch, inner.with_ids);
+        let id = entry.explicit.as_deref().map(Arc::from);
+        if !inner
+            .hub
+            .publish_remote(generation, offset + number, &channels, bytes, id)
+        {
+            break;
+        }
+        inner.received.fetch_add(1, Ordering::Relaxed);
+        for channel in channels {
+            positions.insert(channel.to_owned(), number);
         }
         i = j;
     }
-    position
 }
 
 /// `[[key, [entry…]]…]` (RESP2) or `{key: [entry…]}` (RESP3).
@@ -214,20 +225,23 @@ fn stream_replies(reply: Value) -> Vec<(String, Vec<Value>)> {
 /// A fresh reader connection. When the data set's epoch changed, Redis lost
 /// its data: ids restart, so the hub's numbering continues from where it
 /// stands (the new epoch's number 0 = what the hub has now).
-async fn reconnect(inner: &Inner, position: &mut u64) -> RedisResult<MultiplexedConnection> {
+async fn reconnect(
+    inner: &Inner,
+    positions: &mut HashMap<String, u64>,
+) -> RedisResult<MultiplexedConnection> {
     let mut conn = inner.connect(None).await?;
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
         .query_async(&mut conn)
         .await?;
     inner.reader_id.store(id, Ordering::Release);
-    let (epoch, counter) = inner.position(&mut conn).await?;
+    let (epoch, _) = inner.position(&mut conn).await?;
     let known = inner
         .epoch
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    if epoch != known || counter < *position {
+    if epoch != known {
         inner.hub.set_id_space(IdSpace {
             epoch: epoch.clone(),
             offset: inner.hub.committed(),
@@ -239,7 +253,7 @@ async fn reconnect(inner: &Inner, position: &mut u64) -> RedisResult<Multiplexed
             )
             .into(),
         );
-        *position = 0;
+        positions.clear();
     }
     inner.reconnects.fetch_add(1, Ordering::Relaxed);
     Ok(conn)
@@ -268,14 +282,20 @@ pub(super) async fn unblock(inner: Arc<Inner>) {
             {
                 break;
             }
-            if let Ok(mut conn) = inner.control().await {
-                let _: RedisResult<Value> = redis::cmd("CLIENT")
-                    .arg("UNBLOCK")
-                    .arg(inner.reader_id.load(Ordering::Acquire))
-                    .query_async(&mut conn)
-                    .await;
-            }
+            nudge(&inner).await;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// Makes a blocked `XREAD` of the reader return now (empty). Harmless when
+/// the reader is not blocked.
+pub(super) async fn nudge(inner: &Inner) {
+    if let Ok(mut conn) = inner.control().await {
+        let _: RedisResult<Value> = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(inner.reader_id.load(Ordering::Acquire))
+            .query_async(&mut conn)
+            .await;
     }
 }

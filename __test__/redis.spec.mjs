@@ -1,0 +1,292 @@
+// Several instances acting as one through Redis: every test runs two servers
+// in this process against one real redis-server, each test under its own key
+// prefix. Clients are eventsource-parser (through sseClient) and the
+// eventsource package.
+import test from 'ava'
+import { EventSource } from 'eventsource'
+import { createServer, sseClient, waitFor } from './helpers.mjs'
+import { sharedRedis, ownRedis, uniquePrefix, freePort } from './redis-helpers.mjs'
+
+let redis
+const stops = []
+test.before(async () => {
+  redis = await sharedRedis((fn) => stops.push(fn))
+})
+test.after.always(async () => {
+  for (const stop of stops) await stop()
+})
+
+/** One instance: a server on loopback with the backplane; closed after the test. */
+async function instance(t, { prefix, url = redis.url, redis: extra, ...options }) {
+  const errors = []
+  const server = createServer({
+    channelsFromQuery: true,
+    onError: (e, where) => errors.push(`${where}: ${e.message}`),
+    ...options,
+    redis: { url, prefix, ...extra },
+  })
+  const { port } = await server.listen(0, '127.0.0.1')
+  t.teardown(() => server.close())
+  return { server, port, url: `http://127.0.0.1:${port}/events`, errors }
+}
+
+const data = (client) => client.events.map((e) => e.data)
+const ids = (client) => client.events.map((e) => e.id)
+const channelQuery = (...channels) => '?' + channels.map((c) => `channel=${c}`).join('&')
+const connected = (node, n) => waitFor(`${n} streams on :${node.port}`, () => node.server.stats().connections === n)
+
+test('a send on either instance reaches the clients of both, in one order', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix })
+  const b = await instance(t, { prefix })
+  const clients = [sseClient(a.url), sseClient(a.url), sseClient(b.url), sseClient(b.url)]
+  const es = new EventSource(b.url)
+  const viaEventSource = []
+  es.onmessage = (e) => viaEventSource.push({ data: e.data, id: e.lastEventId })
+  t.teardown(() => {
+    es.close()
+    clients.forEach((c) => c.close())
+  })
+  await connected(a, 2)
+  await connected(b, 3)
+
+  const total = 200
+  for (let i = 0; i < total; i++) (i % 2 ? a : b).server.send(`e${i}`)
+  a.server.comment('a comment travels too')
+  await Promise.all([a.server.flush(), b.server.flush()])
+  await waitFor('every client to get every event', () =>
+    clients.every((c) => c.events.length === total && c.comments.length === 1) && viaEventSource.length === total)
+
+  const order = data(clients[0])
+  for (const c of clients) {
+    t.deepEqual(data(c), order, 'one order on every instance')
+    t.deepEqual(ids(c), ids(clients[0]), 'the same ids on every instance')
+    t.deepEqual(c.comments, ['a comment travels too'])
+  }
+  t.deepEqual(viaEventSource.map((e) => e.data), order)
+  t.deepEqual(viaEventSource.map((e) => e.id), ids(clients[0]))
+  t.deepEqual([...order].sort(), Array.from({ length: total }, (_, i) => `e${i}`).sort(), 'each event once')
+  // Each sender's own events keep the order it sent them in.
+  const fromA = order.filter((d) => Number(d.slice(1)) % 2 === 1)
+  t.deepEqual(fromA, fromA.slice().sort((x, y) => x.slice(1) - y.slice(1)))
+  // Ids are the stream entry ids: one epoch, strictly increasing numbers.
+  const numbers = ids(clients[0]).map((id) => Number(id.split('-')[1]))
+  t.true(numbers.every((n, i) => i === 0 || n > numbers[i - 1]))
+  t.is(new Set(ids(clients[0]).map((id) => id.split('-')[0])).size, 1)
+  t.like(a.server.stats().backplane, { state: 'connected', pending: 0, published: total / 2 + 1, received: total + 1 })
+  t.deepEqual([...a.errors, ...b.errors], [])
+})
+
+for (const [name, warm] of [
+  ['an instance that never read the channel (replay from Redis)', false],
+  ['an instance that reads the channel already (replay from its own history)', true],
+]) {
+  test(`a client moving from A to B with Last-Event-ID gets exactly what it missed: ${name}`, async (t) => {
+    const prefix = uniquePrefix()
+    const a = await instance(t, { prefix })
+    const seen = []
+    const b = await instance(t, { prefix, onConnection: (c) => seen.push(c) })
+    // The reference order: a client on A that stays connected throughout.
+    const reference = sseClient(a.url + channelQuery('room'))
+    const watcher = warm ? sseClient(b.url + channelQuery('room')) : undefined
+    const first = sseClient(a.url + channelQuery('room'))
+    t.teardown(() => {
+      reference.close()
+      watcher?.close()
+    })
+    await connected(a, 2)
+    if (warm) await connected(b, 1)
+
+    for (let i = 0; i < 20; i++) a.server.send(`m${i}`, { channel: 'room' })
+    a.server.send('elsewhere', { channel: 'other' })
+    await waitFor('the first 20', () => first.events.length === 20)
+    first.close()
+    await connected(a, 1)
+    const last = first.lastEventId
+    // Missed while away: sent on both instances.
+    for (let i = 20; i < 30; i++) (i % 2 ? a : b).server.send(`m${i}`, { channel: 'room' })
+    await Promise.all([a.server.flush(), b.server.flush()])
+    if (warm) await waitFor('the watcher to have 30', () => watcher.events.length === 30)
+
+    const moved = sseClient(b.url + channelQuery('room'), { lastEventId: last })
+    t.teardown(() => moved.close())
+    await waitFor('the replay', () => moved.events.length >= 10)
+    for (let i = 30; i < 35; i++) a.server.send(`m${i}`, { channel: 'room' })
+    await waitFor('live events after the replay', () => moved.events.length === 15 && reference.events.length === 35)
+    await new Promise((r) => setTimeout(r, 100))
+
+    // The two senders interleave in Redis's order, the same for everyone.
+    t.deepEqual(data(moved), data(reference).slice(20))
+    t.deepEqual(ids(moved), ids(reference).slice(20))
+    t.deepEqual([...data(moved)].sort(), Array.from({ length: 15 }, (_, i) => `m${i + 20}`).sort())
+    t.true(ids(moved).every((id) => Number(id.split('-')[1]) > Number(last.split('-')[1])))
+    t.like(seen.at(-1), { lastEventId: last, lastEventIdStale: false })
+    t.deepEqual([...a.errors, ...b.errors], [])
+  })
+}
+
+test('channels stay isolated across instances; an event on two channels arrives once', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix })
+  const b = await instance(t, { prefix })
+  const subsets = [['red'], ['green'], ['blue'], ['red', 'green'], ['green', 'blue'], ['red', 'green', 'blue']]
+  const clients = []
+  for (const node of [a, b]) {
+    for (const channels of subsets) clients.push({ channels, client: sseClient(node.url + channelQuery(...channels)) })
+  }
+  t.teardown(() => clients.forEach(({ client }) => client.close()))
+  await connected(a, subsets.length)
+  await connected(b, subsets.length)
+
+  const targets = [['red'], ['green'], ['blue'], ['red', 'green'], ['green', 'blue'], ['red', 'blue'], ['nobody']]
+  const sent = []
+  for (let i = 0; i < 140; i++) {
+    const channel = targets[i % targets.length]
+    const data = `${i}:${channel.join('+')}`
+    ;(i % 3 ? a : b).server.send(data, { channel })
+    sent.push({ data, channel })
+  }
+  await Promise.all([a.server.flush(), b.server.flush()])
+  const all = clients.at(-1).client // red+green+blue on B: sees everything except 'nobody'
+  const expectedAll = sent.filter((s) => !s.channel.includes('nobody')).length
+  await waitFor('the all-channel client', () => all.events.length === expectedAll)
+  const order = data(all)
+  const channelsOf = new Map(sent.map((s) => [s.data, s.channel]))
+  for (const { channels, client } of clients) {
+    const expected = order.filter((d) => channelsOf.get(d).some((c) => channels.includes(c)))
+    await waitFor(`${channels} to get ${expected.length}`, () => client.events.length >= expected.length)
+    await new Promise((r) => setTimeout(r, 20))
+    t.deepEqual(data(client), expected, `client of ${channels.join('+')}`)
+  }
+})
+
+test('an explicit id resumes on another instance', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix })
+  const b = await instance(t, { prefix })
+  for (let i = 1; i <= 6; i++) a.server.send({ id: `order-${i}`, event: 'order', data: { n: i } })
+  await a.server.flush()
+  const moved = sseClient(b.url, { lastEventId: 'order-3' })
+  t.teardown(() => moved.close())
+  await waitFor('orders 4-6', () => moved.events.length === 3)
+  t.deepEqual(ids(moved), ['order-4', 'order-5', 'order-6'])
+  t.deepEqual(moved.events.map((e) => e.event), ['order', 'order', 'order'])
+})
+
+test('ids Redis trimmed, from another data set, or never issued are stale', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix, history: 3 })
+  const seen = []
+  const b = await instance(t, { prefix, history: 3, onConnection: (c) => seen.push(c) })
+  const probe = sseClient(a.url)
+  t.teardown(() => probe.close())
+  await connected(a, 1)
+  // Streams keep at least 1000 entries (so that a reader behind in a burst
+  // misses nothing), trimmed by whole nodes of 100: send well past that.
+  const total = 1400
+  for (let i = 0; i < total; i++) a.server.send(`x${i}`)
+  await a.server.flush()
+  await waitFor(`all ${total}`, () => probe.events.length === total)
+  const [epoch, firstNumber] = probe.events[0].id.split('-')
+  const lastNumber = Number(probe.events.at(-1).id.split('-')[1])
+
+  const cases = [
+    ['trimmed', `${epoch}-${firstNumber}`, true],
+    ['another data set', `1000-${firstNumber}`, true],
+    ['never issued', `${epoch}-${lastNumber + 1000}`, true],
+    ['unknown explicit id', 'no-such-id', true],
+    ['recent', probe.events.at(-3).id, false],
+  ]
+  for (const [what, lastEventId, stale] of cases) {
+    const c = sseClient(b.url, { lastEventId })
+    await waitFor(`the ${what} client`, () => seen.some((s) => s.lastEventId === lastEventId))
+    t.is(seen.find((s) => s.lastEventId === lastEventId).lastEventIdStale, stale, what)
+    if (!stale) {
+      await waitFor('its replay', () => c.events.length === 2)
+      t.deepEqual(data(c), [`x${total - 2}`, `x${total - 1}`])
+    }
+    c.close()
+  }
+})
+
+test('Redis killed and restarted mid-stream: clients stay connected and no accepted event is lost', async (t) => {
+  const own = await ownRedis(t.teardown.bind(t))
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix, url: own.url })
+  const b = await instance(t, { prefix, url: own.url })
+  const clients = [sseClient(a.url), sseClient(b.url)]
+  t.teardown(() => clients.forEach((c) => c.close()))
+  await connected(a, 1)
+  await connected(b, 1)
+
+  const total = 300
+  let states = new Set()
+  for (let i = 0; i < total; i++) {
+    if (i === 100) await own.kill()
+    if (i === 100 || i === 150) {
+      await waitFor('the outage to show', () => a.server.stats().backplane.state === 'reconnecting')
+      states.add(a.server.stats().backplane.state)
+    }
+    if (i === 200) await own.start()
+    ;(i % 2 ? a : b).server.send(`r${i}`)
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  await Promise.all([a.server.flush(), b.server.flush()])
+  await waitFor('every event on both instances', () => clients.every((c) => c.events.length === total), 15000)
+  await new Promise((r) => setTimeout(r, 100))
+
+  const order = data(clients[0])
+  t.deepEqual(data(clients[1]), order)
+  t.deepEqual([...order].sort(), Array.from({ length: total }, (_, i) => `r${i}`).sort())
+  t.true(clients.every((c) => !c.ended), 'the same connections throughout')
+  t.is(a.server.stats().totalConnections, 1)
+  t.deepEqual([...states], ['reconnecting'])
+  await waitFor('the backplane to be connected again', () =>
+    a.server.stats().backplane.state === 'connected' && b.server.stats().backplane.state === 'connected')
+  t.like(a.server.stats().backplane, { pending: 0, failed: 0, published: total / 2 })
+  t.true(a.server.stats().backplane.reconnects >= 1)
+  t.true(a.errors.some((e) => e.startsWith('redis: Redis backplane')), a.errors.join('\n'))
+})
+
+test('while Redis is away, sends wait up to maxPending, then send() throws and sends nothing', async (t) => {
+  const own = await ownRedis(t.teardown.bind(t))
+  const a = await instance(t, { prefix: uniquePrefix(), url: own.url, redis: { maxPending: 5 } })
+  const client = sseClient(a.url)
+  t.teardown(() => client.close())
+  await connected(a, 1)
+  await own.kill()
+  await waitFor('the outage to show', () => a.server.stats().backplane.state === 'reconnecting')
+  for (let i = 0; i < 5; i++) a.server.send(`p${i}`)
+  const error = t.throws(() => a.server.send('one too many'))
+  t.is(error.code, 'ERR_REDIS_UNAVAILABLE')
+  t.regex(error.message, /send\(\): the Redis backplane is unavailable .*5 sends are already waiting \(redis\.maxPending\)/)
+  t.is(a.server.stats().backplane.pending, 5)
+  await own.start()
+  await a.server.flush()
+  await waitFor('the five', () => client.events.length === 5)
+  t.deepEqual(data(client), ['p0', 'p1', 'p2', 'p3', 'p4'])
+  t.is(a.server.stats().eventsSent, 5)
+})
+
+test('a bad Redis option is a clear error; an unreachable Redis fails listen()', async (t) => {
+  const bad = [
+    [{ url: 'http://127.0.0.1:6379' }, TypeError, /options\.redis\.url 'http:\/\/127\.0\.0\.1:6379' is not a Redis URL/],
+    [{}, TypeError, /options\.redis\.url is required/],
+    [{ url: 42 }, TypeError, /options\.redis\.url/],
+    [{ url: 'rediss://h' }, TypeError, /rediss:\/\/ \(TLS to Redis\) is not supported/],
+    [{ url: redis.url, prefix: '' }, TypeError, /options\.redis\.prefix/],
+    [{ url: redis.url, maxPending: 0 }, RangeError, /options\.redis\.maxPending/],
+    [{ url: redis.url, hosts: [] }, TypeError, /hosts/],
+    ['redis://x', TypeError, /options\.redis/],
+  ]
+  for (const [value, type, message] of bad) {
+    t.throws(() => createServer({ redis: value }), { instanceOf: type, message }, JSON.stringify(value))
+  }
+  const port = await freePort()
+  const server = createServer({ redis: { url: `redis://127.0.0.1:${port}` } })
+  const error = await t.throwsAsync(server.listen(0, '127.0.0.1'))
+  t.is(error.code, 'ERR_REDIS_UNAVAILABLE')
+  t.regex(error.message, new RegExp(`cannot connect to Redis at redis://127\\.0\\.0\\.1:${port}`))
+  t.is(server.port, null, 'nothing listens')
+  await server.close()
+})
