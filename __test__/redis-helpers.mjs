@@ -80,7 +80,7 @@ export async function ownRedis(teardown) {
     /** SIGKILL, then wait until the port is closed. */
     async kill() {
       const proc = redis.proc
-      if (!proc || proc.exitCode !== null) return
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
       const exited = new Promise((r) => proc.once('exit', r))
       process.kill(proc.pid, 'SIGKILL')
       await exited

@@ -177,7 +177,13 @@ test('ids Redis trimmed, from another data set, or never issued are stale', asyn
   const prefix = uniquePrefix()
   const a = await instance(t, { prefix, history: 3 })
   const seen = []
-  const b = await instance(t, { prefix, history: 3, onConnection: (c) => seen.push(c) })
+  const previews = []
+  const b = await instance(t, {
+    prefix,
+    history: 3,
+    onConnect: (c) => void previews.push(c),
+    onConnection: (c) => seen.push(c),
+  })
   const probe = sseClient(a.url)
   t.teardown(() => probe.close())
   await connected(a, 1)
@@ -201,6 +207,7 @@ test('ids Redis trimmed, from another data set, or never issued are stale', asyn
     const c = sseClient(b.url, { lastEventId })
     await waitFor(`the ${what} client`, () => seen.some((s) => s.lastEventId === lastEventId))
     t.is(seen.find((s) => s.lastEventId === lastEventId).lastEventIdStale, stale, what)
+    t.is(previews.find((s) => s.lastEventId === lastEventId).lastEventIdStale, stale, `${what} (onConnect)`)
     if (!stale) {
       await waitFor('its replay', () => c.events.length === 2)
       t.deepEqual(data(c), [`x${total - 2}`, `x${total - 1}`])
@@ -289,4 +296,39 @@ test('a bad Redis option is a clear error; an unreachable Redis fails listen()',
   t.regex(error.message, new RegExp(`cannot connect to Redis at redis://127\\.0\\.0\\.1:${port}`))
   t.is(server.port, null, 'nothing listens')
   await server.close()
+})
+
+test('sendTo stays on the instance that holds the client, in order with channel events', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix })
+  const b = await instance(t, { prefix })
+  const ids = []
+  const onB = await instance(t, { prefix, onConnection: (c) => ids.push(c.id) })
+  const client = sseClient(onB.url)
+  t.teardown(() => client.close())
+  await waitFor('the client', () => ids.length === 1)
+  a.server.send('broadcast 1')
+  await a.server.flush()
+  await waitFor('broadcast 1', () => client.events.length === 1)
+  t.true(onB.server.sendTo(ids[0], 'just for you'))
+  t.false(b.server.sendTo(ids[0], 'not here'), 'client ids are per instance')
+  a.server.send('broadcast 2')
+  await a.server.flush()
+  await waitFor('three events', () => client.events.length === 3)
+  t.deepEqual(data(client), ['broadcast 1', 'just for you', 'broadcast 2'])
+})
+
+test('close() with Redis away reports the sends it could not store', async (t) => {
+  const own = await ownRedis(t.teardown.bind(t))
+  const errors = []
+  const server = createServer({ redis: { url: own.url, prefix: uniquePrefix() }, onError: (e, where) => errors.push([where, e.message]) })
+  await server.listen(0, '127.0.0.1')
+  await own.kill()
+  for (let i = 0; i < 3; i++) server.send(`lost ${i}`)
+  const flushed = server.flush()
+  await server.close()
+  await t.throwsAsync(flushed, { message: /flush\(\): .*closed/ })
+  t.true(errors.some(([where, message]) => where === 'redis' && /^3 accepted sends could not be stored in Redis before the server closed/.test(message)), JSON.stringify(errors))
+  t.like(server.stats().backplane, { state: 'closed', pending: 0, failed: 3 })
+  t.throws(() => server.send('after close'), { code: 'ERR_SERVER_CLOSED' })
 })

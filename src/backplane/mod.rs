@@ -422,15 +422,12 @@ impl Backplane {
             return 0;
         }
         let ids = inner.hub.id_space();
-        let counter = async {
+        let issued = async {
             let mut conn = inner.control().await?;
-            redis::cmd("GET")
-                .arg(inner.keys.seq())
-                .query_async::<redis::Value>(&mut conn)
-                .await
+            replay::issued(&mut conn, inner).await
         };
-        match counter.await {
-            Ok(value) => ids.offset + keys::number(&value).unwrap_or(0),
+        match issued.await {
+            Ok(number) => ids.offset + number,
             Err(_) => 0,
         }
     }

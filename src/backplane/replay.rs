@@ -49,11 +49,7 @@ pub(super) async fn replay(
         if from >= live {
             // The client saw more than this instance has read yet: it
             // continues after its id, unless that id was never handed out.
-            let counter: Value = redis::cmd("GET")
-                .arg(inner.keys.seq())
-                .query_async(&mut conn)
-                .await?;
-            return Ok((from <= keys::number(&counter).unwrap_or(0)).then(|| (from, Vec::new())));
+            return Ok((from <= issued(&mut conn, inner).await?).then(|| (from, Vec::new())));
         }
         let mut events: BTreeMap<u64, Bytes> = BTreeMap::new();
         for channel in channels {
@@ -105,6 +101,9 @@ pub(super) async fn is_stale(inner: &Inner, last_event_id: &str, channels: &[Str
         else {
             return Ok(true);
         };
+        if from > issued(&mut conn, inner).await? {
+            return Ok(true);
+        }
         for channel in channels {
             if trimmed_after(&mut conn, inner, channel, &ids.epoch, from).await? {
                 return Ok(true);
@@ -225,6 +224,15 @@ async fn trimmed_after(
     Ok(parse_entries(&page)
         .first()
         .is_some_and(|(_, first)| first.prev > from))
+}
+
+/// The newest number handed out so far.
+pub(super) async fn issued(conn: &mut MultiplexedConnection, inner: &Inner) -> RedisResult<u64> {
+    let counter: Value = redis::cmd("GET")
+        .arg(inner.keys.seq())
+        .query_async(conn)
+        .await?;
+    Ok(keys::number(&counter).unwrap_or(0))
 }
 
 fn parse_entries(page: &Value) -> Vec<(String, Entry)> {
