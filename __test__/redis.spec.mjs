@@ -187,9 +187,9 @@ test('ids Redis trimmed, from another data set, or never issued are stale', asyn
   const probe = sseClient(a.url)
   t.teardown(() => probe.close())
   await connected(a, 1)
-  // Streams keep at least 1000 entries (so that a reader behind in a burst
+  // Streams keep at least 10,000 entries (so that a reader behind in a burst
   // misses nothing), trimmed by whole nodes of 100: send well past that.
-  const total = 1400
+  const total = 10_400
   for (let i = 0; i < total; i++) a.server.send(`x${i}`)
   await a.server.flush()
   await waitFor(`all ${total}`, () => probe.events.length === total)

@@ -8,10 +8,11 @@
 // its PID afterwards. Results: a table on the terminal, bench/results/latest.json
 // and bench/results/chart.svg.
 //
-//   npm run bench              # full suite (about 8-12 minutes on 2 cores)
+//   npm run bench              # full suite (about 10-14 minutes on 2 cores)
 //   npm run bench -- --quick   # one repetition, smaller scenarios (a smoke test)
 
 import { spawn, execFileSync } from 'node:child_process'
+import net from 'node:net'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -50,6 +51,17 @@ const scenarios = [
   { id: 'idle-h2', title: 'TLS, HTTP/2: 10,000 idle streams on 100 connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure, h2: 100 },
 ]
 const sendcostClients = quick ? [1, 1000] : [1, 1000, 10_000, MAX_CLIENTS]
+// Across instances (hyper-sse alone): the same load on one instance, and on
+// two instances sharing a Redis backplane with the events sent on A and the
+// clients on B. Servers and redis-server all on CPU 0.
+const backplaneRows = [
+  { id: 'x-rate', title: '1,000 clients × 100 events/s × 10 s', kind: 'rate', clients: s(1000), rate: 100, seconds: quick ? 3 : 10, size: 128, repeat: 1 },
+  { id: 'x-burst', title: '100 clients × 20,000 events × 128 B', kind: 'burst', clients: 100, count: s(20_000), size: 128, repeat: REPEAT },
+]
+const backplaneSetups = [
+  { name: 'one instance', redis: false },
+  { name: '2 instances + Redis (send on A, clients on B)', redis: true },
+]
 
 function build() {
   const cargo = (manifest) =>
@@ -131,10 +143,47 @@ function loadgen(args, timeoutS) {
   })
 }
 
-async function runOnce(peer, sc) {
-  const server = await startServer(peer, sc.tls ? cert() : {})
+/** A redis-server for the cross-instance rows, pinned to CPU 0 like the servers; no persistence. */
+async function startRedis() {
+  const port = nextPort++
+  const child = spawn('taskset', ['-c', '0', 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.end(() => resolve(true)))
+      sock.on('error', () => resolve(false))
+    })
+    if (up) return { child, port }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('redis-server did not start (is it installed?)')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+let prefixes = 0
+/** One backplane row on one setup: fresh redis-server and instances per run. */
+async function runBackplane(setup, sc) {
+  const hyper = peers[0]
+  if (!setup.redis) return runOnce(hyper, sc)
+  const redis = await startRedis()
+  const env = { REDIS_URL: `redis://127.0.0.1:${redis.port}`, REDIS_PREFIX: `bench${prefixes++}` }
+  const started = []
+  try {
+    const a = await startServer(hyper, env)
+    started.push(a)
+    const b = await startServer(hyper, env)
+    started.push(b)
+    return await runOnce(hyper, sc, { streams: b, control: a })
+  } finally {
+    for (const server of started) await stopServer(server)
+    await stopServer(redis)
+  }
+}
+
+async function runOnce(peer, sc, across) {
+  const server = across?.streams ?? (await startServer(peer, sc.tls ? cert() : {}))
   try {
     const args = ['--port', String(server.port), '--clients', String(sc.clients), '--scenario', sc.kind, '--sources', '32']
+    if (across) args.push('--control-port', String(across.control.port))
     if (sc.tls) args.push('--tls')
     if (sc.h2) args.push('--h2', '--streams-per-conn', String(sc.h2))
     if (sc.kind === 'burst') args.push('--count', String(sc.count), '--size', String(sc.size))
@@ -142,7 +191,7 @@ async function runOnce(peer, sc) {
     if (sc.kind === 'idle' && sc.sendcost) args.push('--sendcost', String(sc.sendcost), '--size', '64')
     return await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120)
   } finally {
-    await stopServer(server)
+    if (!across) await stopServer(server)
   }
 }
 
@@ -194,6 +243,22 @@ async function main() {
       results.sendcost.push({ clients: r.connected ?? clients, nsPerCall: ns ?? null, cpuNsPerCall: cpuNs ?? null })
     }
   }
+  results.backplane = []
+  for (const sc of backplaneRows) {
+    if (only && !only.includes(sc.id)) continue
+    const row = { ...sc, setups: {} }
+    for (const setup of backplaneSetups) {
+      const runs = []
+      for (let i = 0; i < sc.repeat; i++) {
+        process.stdout.write(`  ${sc.id.padEnd(10)} ${setup.redis ? '2 + Redis' : 'one'}  run ${i + 1}/${sc.repeat} … `)
+        const r = await runBackplane(setup, sc)
+        runs.push(r)
+        console.log(r.error ? `error: ${r.error}` : summary(sc, r))
+      }
+      row.setups[setup.name] = aggregate(sc, runs)
+    }
+    results.backplane.push(row)
+  }
   results.elapsedS = Math.round((Date.now() - started) / 1000)
   const dir = path.join(bench, 'results')
   fs.mkdirSync(dir, { recursive: true })
@@ -240,8 +305,10 @@ function table(results) {
   const names = peers.map((p) => p.name)
   lines.push(`Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Node ${results.machine.node}; server on CPU 0, load generator on CPU 1; medians of ${REPEAT} runs (bursts).`)
   lines.push('')
-  lines.push(`| scenario | metric | ${names.join(' | ')} |`)
-  lines.push(`|---|---|${names.map(() => '---:').join('|')}|`)
+  if (results.scenarios.length) {
+    lines.push(`| scenario | metric | ${names.join(' | ')} |`)
+    lines.push(`|---|---|${names.map(() => '---:').join('|')}|`)
+  }
   for (const row of results.scenarios) {
     const cell = (f) => names.map((n) => (row.peers[n] ? f(row.peers[n]) : '—')).join(' | ')
     if (row.kind === 'burst') {
@@ -262,6 +329,23 @@ function table(results) {
     lines.push(`|---|${results.sendcost.map(() => '---:').join('|')}|`)
     lines.push(`| µs per call, JS-thread CPU time | ${results.sendcost.map((c) => fmt(c.cpuNsPerCall / 1000, 2)).join(' | ')} |`)
     lines.push(`| µs per call, wall clock (one CPU shared with the engine's threads) | ${results.sendcost.map((c) => fmt(c.nsPerCall / 1000, 2)).join(' | ')} |`)
+  }
+  if (results.backplane?.length) {
+    const setups = backplaneSetups.map((s) => s.name)
+    lines.push('')
+    lines.push(`| hyper-sse across instances | metric | ${setups.join(' | ')} |`)
+    lines.push(`|---|---|${setups.map(() => '---:').join('|')}|`)
+    for (const row of results.backplane) {
+      const cell = (f) => setups.map((n) => (row.setups[n] ? f(row.setups[n]) : '—')).join(' | ')
+      if (row.kind === 'rate') {
+        lines.push(`| ${row.title} | p50 / p99 latency ms | ${cell((p) => `${fmt(p.p50Ms, 1)} / ${fmt(p.p99Ms, 1)}`)} |`)
+        lines.push(`| | complete | ${cell((p) => (p.complete ? 'yes' : `no (${fmt(100 * p.completeness, 2)} %)`))} |`)
+      } else {
+        lines.push(`| ${row.title} | events/s | ${cell((p) => fmt(p.deliveriesPerSec / row.clients) + (p.complete ? '' : ' (incomplete)'))} |`)
+        lines.push(`| | deliveries/s | ${cell((p) => fmt(p.deliveriesPerSec))} |`)
+        lines.push(`| | p50 / p99 latency ms | ${cell((p) => `${fmt(p.p50Ms, 1)} / ${fmt(p.p99Ms, 1)}`)} |`)
+      }
+    }
   }
   return lines.join('\n')
 }

@@ -57,6 +57,10 @@ const tls = process.env.TLS_CERT
   ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
   : undefined
 
+// REDIS_URL (and REDIS_PREFIX) run this instance on the Redis backplane,
+// for the benchmark's cross-instance rows.
+const redis = process.env.REDIS_URL ? { url: process.env.REDIS_URL, prefix: process.env.REDIS_PREFIX || 'bench' } : undefined
+
 const server = createServer({
   path: '/events',
   history: 0,
@@ -64,6 +68,7 @@ const server = createServer({
   maxBufferedBytes: 64 * 1024 * 1024,
   onRequest,
   ...(tls ? { tls } : {}),
+  ...(redis ? { redis, onError: (e, where) => console.error(`hyper-sse peer: ${where}: ${e.message}`) } : {}),
 })
 
 let bound

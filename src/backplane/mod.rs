@@ -38,11 +38,12 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 /// Entries every stream keeps at least, whatever `history` says: a reader
-/// that falls behind in a burst (a batch is up to a few hundred sends) must
-/// still find what it has not read. A reader further behind than this loses
-/// events: they are reported, and the channel's clients are dropped so that
-/// they reconnect and learn their id is stale.
-pub const MIN_STREAM_LEN: usize = 1000;
+/// that falls behind in a burst (on a busy machine it can trail the
+/// publishers by thousands of entries) must still find what it has not read.
+/// A reader further behind than this loses events: they are reported, and
+/// the channel's clients are dropped so that they reconnect and learn their
+/// id is stale.
+pub const MIN_STREAM_LEN: usize = 10_000;
 
 /// The most sends waiting for Redis by default; past it `send()` throws.
 pub const DEFAULT_MAX_PENDING: usize = 100_000;

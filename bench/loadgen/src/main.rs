@@ -19,6 +19,9 @@ use tokio::net::{TcpSocket, TcpStream};
 #[derive(Clone, Debug)]
 struct Args {
     port: u16,
+    /// Where /burst and /rate go (default: `port`). Another instance's port
+    /// measures delivery across instances (through the Redis backplane).
+    control_port: u16,
     clients: usize,
     sources: u8,
     scenario: String,
@@ -36,6 +39,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         port: 0,
+        control_port: 0,
         clients: 100,
         sources: 16,
         scenario: "burst".into(),
@@ -55,6 +59,7 @@ fn parse_args() -> Args {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
         match argv[i].as_str() {
             "--port" => a.port = v.parse().expect("--port"),
+            "--control-port" => a.control_port = v.parse().expect("--control-port"),
             "--clients" => a.clients = v.parse().expect("--clients"),
             "--sources" => a.sources = v.parse().expect("--sources"),
             "--scenario" => a.scenario = v,
@@ -80,6 +85,9 @@ fn parse_args() -> Args {
         i += 2;
     }
     assert!(a.port != 0, "--port is required");
+    if a.control_port == 0 {
+        a.control_port = a.port;
+    }
     a
 }
 
@@ -637,7 +645,7 @@ async fn run(args: Args, nofile: u64) -> String {
     match args.scenario.as_str() {
         "burst" => {
             server_reply = control(
-                args.port,
+                args.control_port,
                 "POST",
                 &format!("/burst?count={}&size={}", args.count, args.size),
             )
@@ -650,7 +658,7 @@ async fn run(args: Args, nofile: u64) -> String {
         }
         "rate" => {
             server_reply = control(
-                args.port,
+                args.control_port,
                 "POST",
                 &format!(
                     "/rate?rate={}&seconds={}&size={}",
