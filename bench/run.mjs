@@ -6,7 +6,9 @@
 // to CPU 0 and the load generator (bench/loadgen, Rust) pinned to CPU 1, on
 // loopback only; every run is bounded in time and the server is stopped by
 // its PID afterwards. Results: a table on the terminal, bench/results/latest.json
-// and bench/results/chart.svg.
+// and bench/results/chart.svg. The last rows run hyper-sse alone across
+// instances: two instances sharing a redis-server (events sent on one, clients
+// on the other) against one instance.
 //
 //   npm run bench              # full suite (about 10-14 minutes on 2 cores)
 //   npm run bench -- --quick   # one repetition, smaller scenarios (a smoke test)
