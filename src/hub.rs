@@ -1131,7 +1131,9 @@ impl Drop for Subscriber {
             }
             // A channel with neither subscribers nor history is forgotten, so
             // clients naming channels at will cannot grow the map for ever.
-            if subs.is_empty() && read(&ch.log).entries.is_empty() {
+            // In remote mode one without subscribers is forgotten too: the
+            // backplane keeps its history, and the reader stops reading it.
+            if subs.is_empty() && (self.hub.remote || read(&ch.log).entries.is_empty()) {
                 drop(subs);
                 write(&self.hub.channels).remove(&ch.name);
                 self.hub.channels_changed();
@@ -1414,5 +1416,97 @@ mod tests {
         assert_eq!(texts(a.read()), ["before", "after", "last"]);
         assert!(matches!(a.read(), Read::End));
         assert_eq!(a.end_reason(), EndReason::Shutdown);
+    }
+
+    fn remote(n: u64, data: &str) -> (u64, Bytes) {
+        (n, Bytes::from(format!("id: 9-{n}\ndata: {data}\n\n")))
+    }
+
+    fn remote_hub() -> Arc<Hub> {
+        let hub = Hub::new_remote(Retention::default());
+        hub.set_id_space(IdSpace {
+            epoch: "9".into(),
+            offset: 0,
+        });
+        hub
+    }
+
+    fn sub_from(
+        hub: &Arc<Hub>,
+        channels: &[&str],
+        last: Option<&str>,
+        floor: u64,
+    ) -> (Subscriber, bool) {
+        let names: Vec<String> = channels.iter().map(|s| s.to_string()).collect();
+        hub.subscribe_from(hub.next_client_id(), &names, last, blocked(), floor)
+    }
+
+    #[test]
+    fn remote_events_keep_the_backplane_numbers_and_a_changed_channel_set_refuses_them() {
+        let hub = remote_hub();
+        hub.start_at(10);
+        let (mut a, _) = sub_from(&hub, &["a"], None, 0);
+        let generation = hub.generation();
+        let (n, bytes) = remote(11, "one");
+        assert!(hub.publish_remote(generation, n, &["a"], bytes, None));
+        assert_eq!(texts(a.read()), ["one"]);
+        // A new channel: deliveries read before it existed are refused.
+        let (_b, _) = sub_from(&hub, &["b"], None, 0);
+        let (n, bytes) = remote(12, "two");
+        assert!(!hub.publish_remote(generation, n, &["a"], bytes.clone(), None));
+        assert!(matches!(a.read(), Read::Empty));
+        assert!(hub.publish_remote(hub.generation(), n, &["a"], bytes, None));
+        assert_eq!(texts(a.read()), ["two"]);
+        assert_eq!(hub.auto_id(12), "9-12");
+    }
+
+    #[test]
+    fn a_channel_new_here_starts_at_the_floor_and_its_ids_before_are_not_covered() {
+        let hub = remote_hub();
+        let (mut c, stale) = sub_from(&hub, &["news"], Some("9-3"), 20);
+        assert!(
+            stale,
+            "nothing local covers 9-3: the backplane must replay it"
+        );
+        assert_eq!(c.last_gseq(), 20);
+        assert_eq!(hub.channel_starts(), [("news".to_owned(), 20)]);
+        // The backplane's replay goes first, then live events after the floor.
+        c.preload(vec![remote(4, "r4"), remote(19, "r19")]);
+        let (n, bytes) = remote(21, "live");
+        assert!(hub.publish_remote(hub.generation(), n, &["news"], bytes, None));
+        assert_eq!(texts(c.read()), ["r4", "r19", "live"]);
+        // A later client resuming inside what this hub has read is served locally.
+        let (mut d, stale) = sub_from(&hub, &["news"], Some("9-20"), 0);
+        assert!(!stale);
+        assert_eq!(texts(d.read()), ["live"]);
+        drop((c, d));
+        assert!(
+            hub.channel_starts().is_empty(),
+            "forgotten without subscribers"
+        );
+    }
+
+    #[test]
+    fn direct_sends_in_remote_mode_follow_the_newest_event_without_a_number() {
+        let hub = remote_hub();
+        let (mut c, _) = sub_from(&hub, &["a"], None, 0);
+        let (n, bytes) = remote(1, "first");
+        assert!(hub.publish_remote(hub.generation(), n, &["a"], bytes, None));
+        assert!(hub.send_to(c.client().id(), &ev("private")));
+        let (n, bytes) = remote(2, "second");
+        assert!(hub.publish_remote(hub.generation(), n, &["a"], bytes, None));
+        assert_eq!(texts(c.read()), ["first", "private", "second"]);
+    }
+
+    #[test]
+    fn a_gap_makes_older_ids_stale_and_drops_the_channel_clients() {
+        let hub = remote_hub();
+        let (c, _) = sub_from(&hub, &["a"], None, 0);
+        let (n, bytes) = remote(5, "five");
+        assert!(hub.publish_remote(hub.generation(), n, &["a"], bytes, None));
+        assert_eq!(hub.mark_gap("a", 8), 1);
+        assert!(c.client().is_evicted());
+        let (_d, stale) = sub_from(&hub, &["a"], Some("9-5"), 0);
+        assert!(stale);
     }
 }

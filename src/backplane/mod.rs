@@ -45,6 +45,10 @@ use tokio::sync::{watch, Notify};
 /// id is stale.
 pub const MIN_STREAM_LEN: usize = 10_000;
 
+/// How long a client opening a channel new to this instance waits for an
+/// unreachable Redis before it is placed without knowing the backplane's position.
+pub const FLOOR_WAIT: Duration = Duration::from_secs(10);
+
 /// The most sends waiting for Redis by default; past it `send()` throws.
 pub const DEFAULT_MAX_PENDING: usize = 100_000;
 
@@ -415,21 +419,31 @@ impl Backplane {
     /// Where a client arriving now starts, in hub sequence numbers: the
     /// backplane's current position when one of its channels is new here
     /// (this instance has not been reading it, so the hub's own position says
-    /// nothing about it), else 0 (the hub knows). When Redis cannot be asked,
-    /// 0: the hub's position, possibly behind.
+    /// nothing about it), else 0 (the hub knows). While Redis is away the
+    /// client waits for it (its stream head with it), up to [`FLOOR_WAIT`];
+    /// then 0: the hub's position, possibly behind, so the client may get
+    /// that channel's events from a little before it came.
     pub async fn floor(&self, channels: &[String]) -> u64 {
         let inner = &self.inner;
         if inner.hub.has_channels(channels) {
             return 0;
         }
-        let ids = inner.hub.id_space();
-        let issued = async {
-            let mut conn = inner.control().await?;
-            replay::issued(&mut conn, inner).await
-        };
-        match issued.await {
-            Ok(number) => ids.offset + number,
-            Err(_) => 0,
+        let deadline = tokio::time::Instant::now() + FLOOR_WAIT;
+        let mut backoff = Backoff::new();
+        loop {
+            let ids = inner.hub.id_space();
+            let issued = async {
+                let mut conn = inner.control().await?;
+                replay::issued(&mut conn, inner).await
+            };
+            match issued.await {
+                Ok(number) => return ids.offset + number,
+                Err(_) if inner.stopped() || tokio::time::Instant::now() >= deadline => return 0,
+                Err(_) => {
+                    inner.drop_control().await;
+                    backoff.wait(inner).await;
+                }
+            }
         }
     }
 
