@@ -76,8 +76,9 @@ export declare class Server {
   setSecureContext(context: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }): void
   /**
    * Resolves once everything sent so far is stored in Redis (at once
-   * without `redis`). Rejects with `'ERR_SERVER_CLOSED'` when the server
-   * closes first.
+   * without `redis`); a send Redis refuses for good (a wrong key type,
+   * say) is reported to `onError` and does not hold it up. Rejects when
+   * the server closes first.
    */
   flush(): Promise<void>
   /** The server's counters right now. */

@@ -4,7 +4,7 @@
 // eventsource package.
 import test from 'ava'
 import { EventSource } from 'eventsource'
-import { createServer, sseClient, waitFor } from './helpers.mjs'
+import { createServer, launchChromium, sseClient, waitFor } from './helpers.mjs'
 import { sharedRedis, ownRedis, uniquePrefix, freePort } from './redis-helpers.mjs'
 
 let redis
@@ -331,4 +331,49 @@ test('close() with Redis away reports the sends it could not store', async (t) =
   t.true(errors.some(([where, message]) => where === 'redis' && /^3 accepted sends could not be stored in Redis before the server closed/.test(message)), JSON.stringify(errors))
   t.like(server.stats().backplane, { state: 'closed', pending: 0, failed: 3 })
   t.throws(() => server.send('after close'), { code: 'ERR_SERVER_CLOSED' })
+})
+
+test('the cluster example: EventSource and the seed page in Chromium on the relaying instance see the other one tick', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const prefix = uniquePrefix()
+  const children = []
+  t.teardown(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')))
+  const run = (port, send) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['examples/cluster/server.mjs'], {
+        env: { ...process.env, PORT: String(port), REDIS_URL: redis.url, REDIS_PREFIX: prefix, INTERVAL_MS: '50', SEND: send ? '1' : '' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
+      children.push(child)
+      let out = ''
+      child.stdout.on('data', (d) => {
+        out += d
+        const m = out.match(/listening on (http:\/\/\S+)\//)
+        if (m) resolve({ child, url: m[1] })
+      })
+      child.on('exit', (code) => reject(new Error(`example exited (${code}): ${out}`)))
+    })
+  const relay = await run(await freePort(), false)
+  await run(await freePort(), true)
+  const es = new EventSource(`${relay.url}/sendMessage`)
+  const seen = { message: 0, myEvent: 0 }
+  es.onmessage = () => seen.message++
+  es.addEventListener('myEvent', () => seen.myEvent++)
+  t.teardown(() => es.close())
+  await waitFor('ticks relayed through Redis', () => seen.message >= 3 && seen.myEvent >= 3, 10000)
+  // The seed's own page in headless Chromium, served by the relaying instance.
+  const browser = await launchChromium(t)
+  if (!browser) return
+  const page = await browser.newPage()
+  await page.goto(`${relay.url}/`, { waitUntil: 'domcontentloaded', timeout: 15000 })
+  await page.waitForFunction(
+    () => document.querySelectorAll('#messages li').length >= 3 && document.querySelectorAll('#myEvents li').length >= 3,
+    null,
+    { timeout: 15000 },
+  )
+  t.is(await page.textContent('#status'), 'open')
+  await browser.close()
+  const exited = new Promise((r) => relay.child.once('exit', r))
+  relay.child.kill('SIGTERM')
+  t.is(await exited, 0, 'the example closes cleanly on SIGTERM')
 })

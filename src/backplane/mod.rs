@@ -333,8 +333,8 @@ impl Backplane {
         inner.publisher_ok.store(true, Ordering::Release);
         inner.reader_ok.store(true, Ordering::Release);
         inner.started.store(true, Ordering::Release);
-        // Weak: the hub outlives nothing here, and a strong reference would
-        // make hub and backplane keep each other alive for ever.
+        // Weak: the hub holds this callback and the backplane holds the
+        // hub, so a strong reference would keep both alive for ever.
         let changed = Arc::downgrade(inner);
         inner.hub.on_channels_changed(Box::new(move || {
             if let Some(inner) = changed.upgrade() {
@@ -393,8 +393,9 @@ impl Backplane {
         Ok(())
     }
 
-    /// Resolves once everything sent so far is stored in Redis (or fails
-    /// when the backplane closes first).
+    /// Resolves once Redis has answered for everything sent so far: stored,
+    /// or (rarely) refused for good and reported. Fails when the backplane
+    /// closes first.
     pub async fn flush(&self) -> Result<(), PublishError> {
         let target = {
             let queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());

@@ -541,8 +541,9 @@ impl Server {
     }
 
     /// Resolves once everything sent so far is stored in Redis (at once
-    /// without `redis`). Rejects with `'ERR_SERVER_CLOSED'` when the server
-    /// closes first.
+    /// without `redis`); a send Redis refuses for good (a wrong key type,
+    /// say) is reported to `onError` and does not hold it up. Rejects when
+    /// the server closes first.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = Arc::clone(&self.engine);
