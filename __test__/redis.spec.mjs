@@ -4,8 +4,8 @@
 // eventsource package.
 import test from 'ava'
 import { EventSource } from 'eventsource'
-import { createServer, launchChromium, sseClient, waitFor } from './helpers.mjs'
-import { sharedRedis, ownRedis, uniquePrefix, freePort } from './redis-helpers.mjs'
+import { createServer, launchChromium, random, sseClient, waitFor } from './helpers.mjs'
+import { sharedRedis, ownRedis, uniquePrefix, freePort, redisCommand } from './redis-helpers.mjs'
 
 let redis
 const stops = []
@@ -239,7 +239,17 @@ test('Redis killed and restarted mid-stream: clients stay connected and no accep
     await new Promise((r) => setTimeout(r, 2))
   }
   await Promise.all([a.server.flush(), b.server.flush()])
-  await waitFor('every event on both instances', () => clients.every((c) => c.events.length === total), 15000)
+  // On failure, say what is missing and what Redis holds.
+  await waitFor('every event on both instances', () => clients.every((c) => c.events.length === total), 15000).catch(async (e) => {
+    for (const c of clients) {
+      const got = new Set(data(c))
+      const missing = Array.from({ length: total }, (_, i) => `r${i}`).filter((d) => !got.has(d))
+      t.log(`client: ${c.events.length} events, ended ${c.ended}, missing ${missing.slice(0, 20)} (${missing.length}), last ids ${ids(c).slice(-3)}`)
+    }
+    t.log(JSON.stringify([a.server.stats().backplane, b.server.stats().backplane, a.errors, b.errors]))
+    t.log(`in Redis: counter ${await redisCommand(own.port, 'GET', `${prefix}:seq`)} stream length ${await redisCommand(own.port, 'XLEN', `${prefix}:ch:default`)}`)
+    throw e
+  })
   await new Promise((r) => setTimeout(r, 100))
 
   const order = data(clients[0])
@@ -376,4 +386,107 @@ test('the cluster example: EventSource and the seed page in Chromium on the rela
   const exited = new Promise((r) => relay.child.once('exit', r))
   relay.child.kill('SIGTERM')
   t.is(await exited, 0, 'the example closes cleanly on SIGTERM')
+})
+
+test('property: readers hopping between instances with Last-Event-ID end with exactly their events, once, in order', async (t) => {
+  t.timeout(60000)
+  const seed = Number(process.env.SEED ?? Date.now() % 100000)
+  t.log(`seed ${seed}`)
+  const rnd = random(seed)
+  const prefix = uniquePrefix()
+  const stale = []
+  const onConnection = (c) => c.lastEventIdStale && stale.push(c.lastEventId)
+  const nodes = [await instance(t, { prefix, onConnection }), await instance(t, { prefix, onConnection })]
+  const channels = ['c0', 'c1', 'c2', 'c3']
+  const reference = sseClient(nodes[0].url + channelQuery(...channels))
+  const readers = Array.from({ length: 12 }, (_, i) => {
+    const mine = rnd(3) === 0 ? [channels[i % 4], channels[(i + 1) % 4]] : [channels[i % 4]]
+    return { mine, events: [], client: undefined, hops: 0 }
+  })
+  const connect = (r, lastEventId) => {
+    const node = nodes[rnd(2)]
+    r.client = sseClient(node.url + channelQuery(...r.mine), { lastEventId })
+  }
+  const hop = (r) => {
+    r.events.push(...r.client.events)
+    const last = r.client.lastEventId
+    r.client.close()
+    r.hops++
+    connect(r, last)
+  }
+  readers.forEach((r) => connect(r))
+  t.teardown(() => {
+    reference.close()
+    readers.forEach((r) => r.client.close())
+  })
+  const streams = () => nodes[0].server.stats().connections + nodes[1].server.stats().connections
+  await waitFor('every reader', () => streams() === 1 + readers.length)
+
+  const total = 2000
+  for (let i = 0; i < total; i++) {
+    const to = rnd(4) === 0 ? [channels[rnd(4)], channels[rnd(4)]] : [channels[rnd(4)]]
+    nodes[rnd(2)].server.send(`${i}:${[...new Set(to)].join('+')}`, { channel: to })
+    if (i % 25 === 0) {
+      // Let some of it through, then move a few readers to a random instance.
+      await new Promise((r) => setTimeout(r, 2))
+      for (let k = rnd(3); k > 0; k--) {
+        const r = readers[rnd(readers.length)]
+        // (Without an id yet a reconnect could only start live.)
+        if (r.client.open && r.client.lastEventId !== undefined) hop(r)
+      }
+    }
+  }
+  await Promise.all(nodes.map((n) => n.server.flush()))
+  await waitFor('the reference client', () => reference.events.length === total, 20000)
+  const order = data(reference)
+  const channelsOf = (d) => d.split(':')[1].split('+')
+  for (const r of readers) {
+    const expected = order.filter((d) => channelsOf(d).some((c) => r.mine.includes(c)))
+    await waitFor(`a reader of ${r.mine} to have ${expected.length}`, () => r.events.length + r.client.events.length >= expected.length, 20000)
+    await new Promise((res) => setTimeout(res, 20))
+    const got = [...r.events, ...r.client.events].map((e) => e.data)
+    t.deepEqual(got, expected, `reader of ${r.mine.join('+')} after ${r.hops} hops`)
+  }
+  const hops = readers.reduce((n, r) => n + r.hops, 0)
+  t.log(`${hops} hops between instances`)
+  t.true(hops >= 20)
+  t.deepEqual(stale, [], 'no id was stale')
+  t.deepEqual([...nodes[0].errors, ...nodes[1].errors], [])
+})
+
+test('sends stay exactly-once when Redis forgets the script in the middle of bursts from two instances', async (t) => {
+  const own = await ownRedis(t.teardown.bind(t))
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix, url: own.url })
+  const b = await instance(t, { prefix, url: own.url })
+  const client = sseClient(a.url)
+  t.teardown(() => client.close())
+  await connected(a, 1)
+  let total = 0
+  // Large sends make a pipeline span many of Redis's reads, so the other
+  // instance's SCRIPT LOAD can land in the middle of it.
+  const pad = 'x'.repeat(2048)
+  for (let round = 0; round < 10; round++) {
+    // One instance's pipeline meets NOSCRIPT while the other loads the
+    // script again: the sends after a refused one must not slip in first.
+    t.is(await redisCommand(own.port, 'SCRIPT', 'FLUSH'), '+OK\r\n')
+    for (let i = 0; i < 150; i++) {
+      a.server.send(`a${round}-${i} ${pad}`)
+      b.server.send(`b${round}-${i} ${pad}`)
+      total += 2
+    }
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  await Promise.all([a.server.flush(), b.server.flush()])
+  await waitFor(`all ${total}`, () => client.events.length >= total, 15000)
+  await new Promise((r) => setTimeout(r, 50))
+  const got = data(client).map((d) => d.split(' ')[0])
+  t.is(got.length, total)
+  t.is(new Set(got).size, total, 'each once')
+  for (const who of ['a', 'b']) {
+    const mine = got.filter((d) => d.startsWith(who))
+    const order = (d) => d.slice(1).split('-').map(Number)
+    t.true(mine.every((d, i) => i === 0 || order(mine[i - 1])[0] < order(d)[0] || (order(mine[i - 1])[0] === order(d)[0] && order(mine[i - 1])[1] < order(d)[1])), `${who}'s sends in order`)
+  }
+  t.like(a.server.stats().backplane, { failed: 0, pending: 0, published: total / 2 })
 })

@@ -596,10 +596,13 @@ impl Hub {
                 .collect()
         };
         *next = (*next).max(gseq + 1);
+        // A channel's log holds what came after its `since`, in order: an
+        // older event (read for a channel since created again) is not its.
+        let targets: Vec<Arc<Channel>> = targets.into_iter().filter(|ch| gseq > ch.since).collect();
         for ch in &targets {
             ch.append(gseq, bytes.clone(), id.clone(), self.retention.history);
         }
-        self.committed.store(gseq, Ordering::Release);
+        self.committed.fetch_max(gseq, Ordering::AcqRel);
         drop(next);
         self.schedule(targets);
         true
@@ -813,6 +816,10 @@ impl Hub {
         }
         drop(guards);
         *lock(&client.slots) = slots;
+        // In remote mode a channel can start ahead of what this hub has read
+        // (created for a client that came when the backplane was further on):
+        // a live start before it would miss that channel's events in between.
+        let floor = chans.iter().map(|ch| ch.since).fold(floor, u64::max);
         let horizon = self.committed.load(Ordering::Acquire).max(floor);
         drop(publish);
         write(&self.clients).insert(id, Arc::clone(&client));
@@ -1470,6 +1477,11 @@ mod tests {
         );
         assert_eq!(c.last_gseq(), 20);
         assert_eq!(hub.channel_starts(), [("news".to_owned(), 20)]);
+        // A client arriving live while the hub itself is behind the channel's
+        // start starts with the channel, not before it.
+        let (e, _) = sub_from(&hub, &["news"], None, 0);
+        assert_eq!(e.last_gseq(), 20);
+        drop(e);
         // The backplane's replay goes first, then live events after the floor.
         c.preload(vec![remote(4, "r4"), remote(19, "r19")]);
         let (n, bytes) = remote(21, "live");

@@ -55,21 +55,38 @@ impl Keys {
 }
 
 /// Publishes one event atomically: numbers it, appends it to every channel's
-/// stream (trimmed to about the history length), skips it when this
-/// instance already applied it.
+/// stream (trimmed to about the history length), and applies each
+/// instance's sends exactly once and in order.
+///
+/// Each instance numbers its sends 1, 2, 3… and the script keeps the last
+/// one applied (`publisher` key). A send at or below it was applied already
+/// (its reply was lost with a connection): `{epoch, 0}`. A send beyond the
+/// next one is refused with `GAP`, so that when one send of a pipeline fails
+/// (the script not loaded yet after a Redis restart, say) none after it is
+/// applied, and resending from the failed one is exact. A missing key (first
+/// send, expired after a day idle, or Redis lost its data) is refused with
+/// `NOPUB`; the publisher then sets it to just before its oldest pending send.
 ///
 /// KEYS: seq, epoch, heads, publisher, stream…; ARGV: now in ms, max length,
 /// publish sequence, kind, body, explicit id, channel… (one per stream).
-/// Returns `{epoch, number}`; number 0 means "already applied".
+/// Returns `{epoch, number}`.
 pub(crate) const PUBLISH_SCRIPT: &str = r#"
+local done = redis.call('GET', KEYS[4])
+if not done then
+  return redis.error_reply('NOPUB publisher state missing')
+end
+done = tonumber(done)
+local n = tonumber(ARGV[3])
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
-local done = tonumber(redis.call('GET', KEYS[4]) or '0')
-if tonumber(ARGV[3]) <= done then
+if n <= done then
   return {epoch, 0}
+end
+if n > done + 1 then
+  return redis.error_reply('GAP send ' .. ARGV[3] .. ' before ' .. (done + 1))
 end
 redis.call('SET', KEYS[4], ARGV[3], 'EX', 86400)
 local g = redis.call('INCR', KEYS[1])

@@ -16,8 +16,9 @@
 //! When Redis goes away, sends queue up to `max_pending` and are then
 //! refused with an error (never dropped silently); connected clients stay
 //! connected; both tasks reconnect with backoff and resume where they
-//! stopped. A resent batch is not applied twice (the script remembers each
-//! instance's last applied send).
+//! stopped. A resent batch is not applied twice, and no send overtakes an
+//! earlier one that failed (the script keeps each instance's last applied
+//! send, see [`keys::PUBLISH_SCRIPT`]).
 
 mod keys;
 mod publisher;

@@ -3,9 +3,10 @@
 //! Sends go out in pipelined batches of script calls on the shared control
 //! connection. A send leaves the queue only when Redis answered for it, so
 //! when the connection breaks the batch is sent again; the script skips what
-//! this instance already applied, which makes the resend exact.
+//! this instance already applied and refuses what would overtake a send not
+//! yet applied, which makes the resend exact.
 
-use super::keys::{self, PUBLISH_SCRIPT};
+use super::keys::PUBLISH_SCRIPT;
 use super::{Backoff, Inner, Pending};
 use redis::{RedisError, RedisResult, Value};
 use std::sync::atomic::Ordering;
@@ -61,12 +62,15 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 continue;
             }
         };
+        // Replies in order: every Ok is applied; at the first failure the
+        // script refuses everything after it (GAP), so the batch is resent
+        // from there once the cause is dealt with.
         let mut done = 0;
         let mut retry = false;
         for (i, result) in results.iter().enumerate() {
             match result {
-                Ok(reply) => {
-                    record(&inner, reply);
+                Ok(_) => {
+                    inner.published.fetch_add(1, Ordering::Relaxed);
                     done = i + 1;
                 }
                 Err(e) if e.code() == Some("NOSCRIPT") => {
@@ -79,16 +83,26 @@ pub(super) async fn run(inner: Arc<Inner>) {
                     retry = true;
                     break;
                 }
-                // A passing condition (loading, out of memory, a replica):
-                // resend later, unless a later send already went through, in
-                // which case this one can no longer be applied in order.
-                Err(e) if transient(e) && !results[i + 1..].iter().any(|r| r.is_ok()) => {
+                Err(e) if e.code() == Some("NOPUB") => {
+                    // Everything before this send is settled: start counting here.
+                    let _ = set_applied(&inner, &mut conn, batch[i].seq - 1).await;
+                    retry = true;
+                    break;
+                }
+                Err(e) if transient(e) || e.code() == Some("GAP") => {
                     inner.failed(&inner.publisher_ok, "Redis refused a send for now", e);
                     retry = true;
                     break;
                 }
                 Err(e) => {
+                    // Refused for good (a key of another type, say): reported,
+                    // and marked settled so that the sends after it can go.
                     let pending = &batch[i];
+                    if let Err(e) = set_applied(&inner, &mut conn, pending.seq).await {
+                        inner.failed(&inner.publisher_ok, "Redis refused a send for now", &e);
+                        retry = true;
+                        break;
+                    }
                     inner.failed.fetch_add(1, Ordering::Relaxed);
                     (inner.report)(
                         format!(
@@ -98,6 +112,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
                         .into(),
                     );
                     done = i + 1;
+                    retry = true;
+                    break;
                 }
             }
         }
@@ -147,13 +163,19 @@ fn invocation(inner: &Inner, pending: &Pending, now: &str) -> redis::Cmd {
     cmd
 }
 
-/// Counts a stored send (number 0: it had been applied before).
-fn record(inner: &Inner, reply: &Value) {
-    let Value::Array(parts) = reply else { return };
-    let number = parts.get(1).and_then(keys::number).unwrap_or(0);
-    if number > 0 {
-        inner.published.fetch_add(1, Ordering::Relaxed);
-    }
+/// Records that this instance's sends up to `seq` are settled.
+async fn set_applied(
+    inner: &Inner,
+    conn: &mut redis::aio::MultiplexedConnection,
+    seq: u64,
+) -> RedisResult<()> {
+    redis::cmd("SET")
+        .arg(inner.keys.publisher(&inner.instance))
+        .arg(seq)
+        .arg("EX")
+        .arg(86400)
+        .query_async::<()>(conn)
+        .await
 }
 
 /// Errors that pass by themselves: worth resending.

@@ -57,10 +57,11 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
         let channels = inner.hub.channel_starts();
         let offset = inner.hub.id_space().offset;
         positions.retain(|name, _| channels.iter().any(|(n, _)| n == name));
+        // A channel forgotten and created again between two reads keeps its
+        // name but starts afresh at its new `since`, past the old position.
         for (name, since) in &channels {
-            positions
-                .entry(name.clone())
-                .or_insert_with(|| since.saturating_sub(offset));
+            let position = positions.entry(name.clone()).or_insert(0);
+            *position = (*position).max(since.saturating_sub(offset));
         }
         if channels.is_empty() {
             inner.reader_blocked.store(false, Ordering::SeqCst);
