@@ -491,3 +491,22 @@ test('sends stay exactly-once when Redis forgets the script in the middle of bur
   }
   t.like(a.server.stats().backplane, { failed: 0, pending: 0, published: total / 2 })
 })
+
+test('after close() nothing of the backplane keeps the process alive', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const script = `
+    import { createServer } from ${JSON.stringify(new URL('../index.js', import.meta.url).pathname)}
+    const s = createServer({ redis: { url: process.env.URL, prefix: process.env.PREFIX } })
+    await s.listen(0, '127.0.0.1')
+    s.send('x')
+    await s.flush()
+    await s.close()
+  `
+  const started = Date.now()
+  const code = await new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, URL: redis.url, PREFIX: uniquePrefix() }, timeout: 15000 }, (err) => resolve(err ? err.code ?? err.signal : 0))
+    child.stdin?.end()
+  })
+  t.is(code, 0)
+  t.true(Date.now() - started < 10000, 'exited by itself, promptly')
+})
