@@ -21,6 +21,7 @@
 //! send, see [`keys::PUBLISH_SCRIPT`]).
 
 mod keys;
+mod options;
 mod publisher;
 mod reader;
 mod replay;
@@ -30,6 +31,8 @@ use crate::hooks::HookError;
 use crate::hub::{Hub, IdSpace, Payload, Subscriber};
 use bytes::Bytes;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
+use options::redact;
+pub use options::{RedisOptions, UrlError, DEFAULT_MAX_PENDING};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use std::collections::VecDeque;
@@ -49,39 +52,6 @@ pub const MIN_STREAM_LEN: usize = 10_000;
 /// How long a client opening a channel new to this instance waits for an
 /// unreachable Redis before it is placed without knowing the backplane's position.
 pub const FLOOR_WAIT: Duration = Duration::from_secs(10);
-
-/// The most sends waiting for Redis by default; past it `send()` throws.
-pub const DEFAULT_MAX_PENDING: usize = 100_000;
-
-/// How to reach Redis and what to call things there.
-#[derive(Debug, Clone)]
-pub struct RedisOptions {
-    /// `redis://[user:password@]host[:port][/db]` or `unix:///path`.
-    pub url: String,
-    /// Prefix of every key (default `sse`), so several applications can share one Redis.
-    pub prefix: String,
-    /// Sends allowed to wait while Redis is unreachable.
-    pub max_pending: usize,
-}
-
-/// Why a Redis URL was refused at `createServer`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlError(pub String);
-
-impl RedisOptions {
-    /// Checks the URL without connecting.
-    pub fn validate(&self) -> Result<(), UrlError> {
-        if self.url.starts_with("rediss://") {
-            return Err(UrlError(
-                "rediss:// (TLS to Redis) is not supported; use redis:// on a private network"
-                    .into(),
-            ));
-        }
-        redis::Client::open(self.url.as_str())
-            .map(|_| ())
-            .map_err(|e| UrlError(format!("is not a Redis URL ({e})")))
-    }
-}
 
 /// The backplane's health, as `stats()` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -632,20 +602,6 @@ impl Inner {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let auth = &url[scheme + 3..at];
-            match auth.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Waits between retries: 50 ms doubling to 2 s, reset after a success.
 struct Backoff(Duration);
 
@@ -663,17 +619,5 @@ impl Backoff {
         let mut stop = inner.stop.subscribe();
         let _ = tokio::time::timeout(self.0, stop.wait_for(|s| *s)).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(2));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
-        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
     }
 }
