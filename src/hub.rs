@@ -456,7 +456,7 @@ impl Hub {
     /// The automatic id of global sequence number `gseq`.
     pub fn auto_id(&self, gseq: u64) -> String {
         let ids = read(&self.ids);
-        format!("{}-{}", ids.epoch, gseq - ids.offset)
+        format!("{}-{}", ids.epoch, gseq.saturating_sub(ids.offset))
     }
 
     /// Changes how automatic ids are spelled (remote mode: the backplane's

@@ -443,6 +443,9 @@ impl Backplane {
     pub async fn close(&self, grace: Duration) {
         let inner = &self.inner;
         inner.closing.store(true, Ordering::Release);
+        if inner.stopped() {
+            return; // closed before: nothing left to wait for
+        }
         if inner.started.load(Ordering::Acquire) {
             let deadline = tokio::time::Instant::now() + grace;
             let _ = tokio::time::timeout_at(deadline, self.flush()).await;
