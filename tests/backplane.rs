@@ -30,11 +30,7 @@ async fn redis() -> (String, Option<OwnRedis>) {
     if let Ok(url) = std::env::var("HYPER_SSE_REDIS_URL") {
         return (url, None);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -52,6 +48,15 @@ async fn redis() -> (String, Option<OwnRedis>) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("redis-server did not start on port {port}");
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn prefix(test: &str) -> String {
@@ -159,11 +164,7 @@ async fn a_client_resumes_on_the_other_instance_after_its_last_event_id() {
 
 #[tokio::test]
 async fn listen_fails_when_redis_cannot_be_reached() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = Server::new(Config {
         redis: Some(RedisOptions {
             url: format!("redis://127.0.0.1:{port}"),

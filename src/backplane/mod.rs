@@ -37,7 +37,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
@@ -143,7 +143,6 @@ struct Pending {
     explicit: Option<String>,
 }
 
-#[derive(Default)]
 struct Queue {
     items: VecDeque<Pending>,
     next_seq: u64,
@@ -173,8 +172,6 @@ pub(crate) struct Inner {
     applied: watch::Sender<u64>,
     /// Shared connection for publishing, replays and unblocking the reader.
     control: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    /// The data set's epoch as last seen.
-    epoch: RwLock<String>,
     /// Redis client id of the reader's connection (for `CLIENT UNBLOCK`).
     reader_id: AtomicI64,
     reader_blocked: AtomicBool,
@@ -204,14 +201,7 @@ impl Backplane {
     pub fn new(options: &RedisOptions, hub: Arc<Hub>, history: usize, report: Reporter) -> Self {
         let client = redis::Client::open(options.url.as_str())
             .expect("the URL was validated at createServer");
-        let instance = format!(
-            "{:x}{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let instance = format!("{:x}{:x}", std::process::id(), unix_time().as_nanos());
         Backplane {
             inner: Arc::new(Inner {
                 client,
@@ -231,7 +221,6 @@ impl Backplane {
                 queued: Notify::new(),
                 applied: watch::channel(0).0,
                 control: tokio::sync::Mutex::new(None),
-                epoch: RwLock::new(String::new()),
                 reader_id: AtomicI64::new(-1),
                 reader_blocked: AtomicBool::new(false),
                 reading_generation: AtomicU64::new(0),
@@ -252,10 +241,10 @@ impl Backplane {
         }
     }
 
-    /// Connects (publisher and reader), learns the data set's epoch and the
-    /// current position, and starts the tasks. Fails when Redis cannot be
-    /// reached now: a server that cannot reach its backplane should not
-    /// start taking clients.
+    /// Connects, learns the data set's epoch and the current position, and
+    /// starts the tasks (the reader makes its own connection). Fails when
+    /// Redis cannot be reached now: a server that cannot reach its backplane
+    /// should not start taking clients.
     pub async fn start(&self) -> Result<(), ConnectError> {
         let inner = &self.inner;
         if inner.started.load(Ordering::Acquire) {
@@ -270,12 +259,6 @@ impl Backplane {
                     inner.shown_url
                 ))
             })?;
-        let mut reader = inner.connect(None).await.map_err(|e| {
-            ConnectError(format!(
-                "cannot connect to Redis at {}: {e}",
-                inner.shown_url
-            ))
-        })?;
         let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
             ConnectError(format!(
                 "Redis at {} refused the backplane's setup: {e}",
@@ -288,18 +271,8 @@ impl Backplane {
             .query_async::<String>(&mut control)
             .await
             .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
-        let reader_id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut reader)
-            .await
-            .map_err(|e| ConnectError(format!("Redis refused CLIENT ID: {e}")))?;
-        inner.reader_id.store(reader_id, Ordering::Release);
         inner.hub.start_at(position);
-        inner.hub.set_id_space(IdSpace {
-            epoch: epoch.clone(),
-            offset: 0,
-        });
-        *inner.epoch.write().unwrap_or_else(|e| e.into_inner()) = epoch;
+        inner.hub.set_id_space(IdSpace { epoch, offset: 0 });
         *inner.control.lock().await = Some(control);
         inner.publisher_ok.store(true, Ordering::Release);
         inner.reader_ok.store(true, Ordering::Release);
@@ -313,7 +286,7 @@ impl Backplane {
             }
         }));
         tokio::spawn(publisher::run(Arc::clone(inner)));
-        tokio::spawn(reader::run(Arc::clone(inner), reader));
+        tokio::spawn(reader::run(Arc::clone(inner)));
         tokio::spawn(reader::unblock(Arc::clone(inner)));
         Ok(())
     }
@@ -574,14 +547,10 @@ impl Inner {
         &self,
         conn: &mut MultiplexedConnection,
     ) -> redis::RedisResult<(String, u64)> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         let (_, epoch, seq): (redis::Value, redis::Value, redis::Value) = redis::pipe()
             .cmd("SET")
             .arg(self.keys.epoch())
-            .arg(now.to_string())
+            .arg(unix_time().as_millis().to_string())
             .arg("NX")
             .cmd("GET")
             .arg(self.keys.epoch())
@@ -603,6 +572,14 @@ impl Inner {
             (self.report)(format!("Redis backplane: {text}; retrying with backoff").into());
         }
     }
+}
+
+/// Time since the Unix epoch (zero on a clock before it): the data set's
+/// epoch, the script's fallback for it, and instance names are made from it.
+fn unix_time() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// Waits between retries: 50 ms doubling to 2 s, reset after a success.

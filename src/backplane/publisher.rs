@@ -43,11 +43,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 continue;
             }
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-            .to_string();
+        let now = super::unix_time().as_millis().to_string();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for pending in &batch {

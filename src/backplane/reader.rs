@@ -27,8 +27,10 @@ const COUNT: usize = 1000;
 const BLOCK: Duration = Duration::from_secs(2);
 
 /// Runs until the backplane stops.
-pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
-    let mut conn = Some(conn);
+pub(super) async fn run(inner: Arc<Inner>) {
+    let mut conn: Option<MultiplexedConnection> = None;
+    // Whether a connection was made before: the next one is a reconnection.
+    let mut connected_before = false;
     // Per channel: the number of the last entry delivered (or its start).
     let mut positions: HashMap<String, u64> = HashMap::new();
     let mut backoff = Backoff::new();
@@ -40,8 +42,14 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
         }
         let mut c = match conn.take() {
             Some(c) => c,
-            None => match reconnect(&inner, &mut positions).await {
-                Ok(c) => c,
+            None => match connect(&inner, &mut positions).await {
+                Ok(c) => {
+                    if connected_before {
+                        inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected_before = true;
+                    c
+                }
                 Err(e) => {
                     inner.failed(&inner.reader_ok, "cannot reach Redis to read", &e);
                     backoff.wait(&inner).await;
@@ -55,13 +63,14 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
         inner.reading_generation.store(generation, Ordering::SeqCst);
         changes.borrow_and_update();
         let channels = inner.hub.channel_starts();
-        let offset = inner.hub.id_space().offset;
+        // Read once per round: deliveries and the ids they carry agree.
+        let ids = inner.hub.id_space();
         positions.retain(|name, _| channels.iter().any(|(n, _)| n == name));
         // A channel forgotten and created again between two reads keeps its
         // name but starts afresh at its new `since`, past the old position.
         for (name, since) in &channels {
             let position = positions.entry(name.clone()).or_insert(0);
-            *position = (*position).max(since.saturating_sub(offset));
+            *position = (*position).max(since.saturating_sub(ids.offset));
         }
         if channels.is_empty() {
             inner.reader_blocked.store(false, Ordering::SeqCst);
@@ -72,11 +81,6 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
             }
             continue;
         }
-        let epoch = inner
-            .epoch
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(COUNT)
@@ -87,11 +91,12 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
             .iter()
             .map(|(n, _)| (inner.keys.stream(n), n.as_str()))
             .collect();
-        for (name, _) in &channels {
-            cmd.arg(inner.keys.stream(name));
+        // (Keys and values of an unchanged map come in the same order.)
+        for key in streams.keys() {
+            cmd.arg(key);
         }
-        for (name, _) in &channels {
-            cmd.arg(format!("{epoch}-{}", positions[name]));
+        for name in streams.values() {
+            cmd.arg(format!("{}-{}", ids.epoch, positions[*name]));
         }
         let reply = tokio::select! {
             r = tokio::time::timeout(BLOCK + Duration::from_secs(5), cmd.query_async::<Value>(&mut c)) => r,
@@ -100,7 +105,7 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
         inner.reader_blocked.store(false, Ordering::SeqCst);
         match reply {
             Ok(Ok(value)) => {
-                deliver(&inner, &streams, generation, &mut positions, &epoch, value);
+                deliver(&inner, &streams, generation, &mut positions, &ids, value);
                 inner.reader_rounds.fetch_add(1, Ordering::AcqRel);
                 conn = Some(c);
                 inner.reader_ok.store(true, Ordering::Release);
@@ -123,17 +128,18 @@ pub(super) async fn run(inner: Arc<Inner>, conn: MultiplexedConnection) {
 }
 
 /// Feeds one `XREAD` reply to the hub in global order, moving each
-/// stream's position past what it delivered. Stops early (the rest is read again) when a stream was cut at
-/// `COUNT` — later entries of other streams would overtake its next ones —
-/// or when the hub's channel set changed.
+/// stream's position past what it delivered. Stops early (the rest is read
+/// again) when a stream was cut at `COUNT` — later entries of other streams
+/// would overtake its next ones — or when the hub's channel set changed.
 fn deliver(
     inner: &Inner,
     streams: &HashMap<String, &str>,
     generation: u64,
     positions: &mut HashMap<String, u64>,
-    epoch: &str,
+    ids: &IdSpace,
     reply: Value,
 ) {
+    let epoch = ids.epoch.as_str();
     let mut limit = u64::MAX;
     let mut all: Vec<(Entry, &str)> = Vec::new();
     for (key, entries) in stream_replies(reply) {
@@ -154,8 +160,7 @@ fn deliver(
             if first.prev > position {
                 // Entries after our position were trimmed before we read them.
                 inner.lost.fetch_add(1, Ordering::Relaxed);
-                let offset = inner.hub.id_space().offset;
-                let dropped = inner.hub.mark_gap(channel, offset + first.prev);
+                let dropped = inner.hub.mark_gap(channel, ids.offset + first.prev);
                 (inner.report)(
                     format!(
                         "Redis backplane: events on channel '{channel}' after {epoch}-{position} were trimmed before this instance read them; {dropped} of its clients were disconnected and will resume with a stale id (raise history, or find why this instance fell behind)"
@@ -167,7 +172,6 @@ fn deliver(
         all.extend(entries.into_iter().map(|e| (e, channel)));
     }
     all.sort_by_key(|(e, _)| e.number);
-    let offset = inner.hub.id_space().offset;
     let mut i = 0;
     while i < all.len() {
         let number = all[i].0.number;
@@ -185,7 +189,7 @@ fn deliver(
         let id = entry.explicit.as_deref().map(Arc::from);
         if !inner
             .hub
-            .publish_remote(generation, offset + number, &channels, bytes, id)
+            .publish_remote(generation, ids.offset + number, &channels, bytes, id)
         {
             break;
         }
@@ -223,10 +227,11 @@ fn stream_replies(reply: Value) -> Vec<(String, Vec<Value>)> {
         .collect()
 }
 
-/// A fresh reader connection. When the data set's epoch changed, Redis lost
-/// its data: ids restart, so the hub's numbering continues from where it
-/// stands (the new epoch's number 0 = what the hub has now).
-async fn reconnect(
+/// A reader connection. When the data set's epoch changed since the hub
+/// learnt it, Redis lost its data: ids restart, so the hub's numbering
+/// continues from where it stands (the new epoch's number 0 = what the hub
+/// has now).
+async fn connect(
     inner: &Inner,
     positions: &mut HashMap<String, u64>,
 ) -> RedisResult<MultiplexedConnection> {
@@ -237,17 +242,12 @@ async fn reconnect(
         .await?;
     inner.reader_id.store(id, Ordering::Release);
     let (epoch, _) = inner.position(&mut conn).await?;
-    let known = inner
-        .epoch
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let known = inner.hub.id_space().epoch;
     if epoch != known {
         inner.hub.set_id_space(IdSpace {
             epoch: epoch.clone(),
             offset: inner.hub.committed(),
         });
-        *inner.epoch.write().unwrap_or_else(|e| e.into_inner()) = epoch.clone();
         (inner.report)(
             format!(
                 "Redis backplane: Redis lost its data (epoch {known} is now {epoch}); events not yet read are gone, ids restart, and clients resuming from older ids are told their id is stale"
@@ -256,7 +256,6 @@ async fn reconnect(
         );
         positions.clear();
     }
-    inner.reconnects.fetch_add(1, Ordering::Relaxed);
     Ok(conn)
 }
 
