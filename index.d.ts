@@ -255,12 +255,25 @@ export interface ServerOptions {
    */
   history?: number
   /**
-   * A stream's byte budget: bytes queued for one client and not yet
-   * written to its socket. A client over it is disconnected (reason
-   * `'slow'`) and can resume from history with `Last-Event-ID`.
-   * Default 1048576 (1 MiB).
+   * A stream's byte budget: how far (in bytes of its event stream) one
+   * client may fall behind. A client further behind than this whose
+   * socket is full, or whose `sendTo()` queue would grow beyond it, is
+   * disconnected (reason `'slow'`) and can resume from history with
+   * `Last-Event-ID`. Being behind costs no memory of its own (every
+   * client reads one shared log per channel); the budget bounds how much
+   * of the log one client may hold back. Default 16777216 (16 MiB).
    */
   maxBufferedBytes?: number
+  /**
+   * Milliseconds a client with data waiting may go without its
+   * connection taking a single byte; then it is disconnected (reason
+   * `'slow'`). Checked every tenth of it (at most every second), so the
+   * disconnect comes at most two such checks later. This is what drops a
+   * client that stopped reading (a frozen tab, a dead network) even when
+   * the channel then goes quiet. A client with nothing waiting is never
+   * stalled. Default 30000; 0 turns it off.
+   */
+  stallTimeout?: number
   /**
    * Let clients pick channels with repeated `?channel=` query parameters
    * (when `onConnect` does not choose them). Default false.

@@ -3,27 +3,44 @@
 // evicted client resumes from history with nothing lost.
 import test from 'ava'
 import net from 'node:net'
-import { fork } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { sseClient, waitFor } from './helpers.mjs'
+import { sseClient, start, waitFor } from './helpers.mjs'
 
 const SERVER = fileURLToPath(new URL('./fixtures/burst-server.mjs', import.meta.url))
 
-/** Starts the burst server in a child process; `ask(cmd)` resolves with its reply. */
-async function burstServer(t, options) {
-  const child = fork(SERVER, [], { env: { ...process.env, SERVER_OPTIONS: JSON.stringify(options) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/**
+ * Starts the burst server in a child process; `ask(cmd)` resolves with its
+ * reply. With `cpu`, the server is pinned to that one CPU (`taskset`), as
+ * the benchmark runs it: a synchronous send loop then holds the CPU its
+ * engine threads need, and the clients fall behind by the whole burst.
+ */
+async function burstServer(t, options, { cpu } = {}) {
+  const env = { ...process.env, SERVER_OPTIONS: JSON.stringify(options) }
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc']
+  const child = cpu === undefined
+    ? fork(SERVER, [], { env, stdio })
+    : spawn('taskset', ['-c', String(cpu), process.execPath, SERVER], { env, stdio })
   t.teardown(() => child.kill('SIGKILL'))
-  const waiting = []
-  child.on('message', (m) => waiting.shift()?.(m))
-  const next = () => new Promise((resolve) => waiting.push(resolve))
-  const ready = await next()
+  // Replies are matched to questions by id: a report asked for while a
+  // burst runs comes back before the burst's own reply.
+  const waiting = new Map()
+  let asked = 0
+  child.on('message', (m) => {
+    const key = m.reply === 'ready' ? 'ready' : m.id
+    waiting.get(key)?.(m)
+    waiting.delete(key)
+  })
+  const reply = (key) => new Promise((resolve) => waiting.set(key, resolve))
+  const ready = await reply('ready')
   return {
     port: ready.port,
     url: `http://127.0.0.1:${ready.port}`,
     ask: (msg) => {
-      const reply = next()
-      child.send(msg)
-      return reply
+      const id = ++asked
+      const answer = reply(id)
+      child.send({ ...msg, id })
+      return answer
     },
   }
 }
@@ -49,13 +66,13 @@ function stalledClient(port, lastEventId) {
   return state
 }
 
-test('stalled clients are evicted under a large burst while RSS stays bounded and fast clients get everything', async (t) => {
+test('at the defaults, stalled clients are evicted under a large burst while RSS stays bounded and fast clients get everything', async (t) => {
   t.timeout(120_000)
   const STALLED = 20
   const FAST = 2
-  const COUNT = 6000
-  const SIZE = 4 * 1024 // 24 MiB in all, far more than a budget
-  const { port, url, ask } = await burstServer(t, { keepAlive: 0, history: 50, maxBufferedBytes: 1 << 20 })
+  const COUNT = 12_000
+  const SIZE = 4 * 1024 // 47 MiB in all, far more than the default budget (16 MiB)
+  const { port, url, ask } = await burstServer(t, { keepAlive: 0, history: 50 })
   const stalled = Array.from({ length: STALLED }, () => stalledClient(port))
   const fast = Array.from({ length: FAST }, () => sseClient(`${url}/events`))
   t.teardown(() => {
@@ -119,4 +136,96 @@ test('an evicted client resumes from history with zero loss', async (t) => {
   t.true(again.events.every((e, i) => e.data.startsWith(`${i + 5} `)), 'exactly the missed events, in order')
   const report = await ask({ cmd: 'report' })
   t.deepEqual(report.ends, ['slow'])
+})
+
+/**
+ * A client that reads everything as fast as it can and only counts: each
+ * event ends with one blank line ("\n\n"; chunk framing never adds one).
+ */
+function countingClient(port) {
+  const socket = net.connect(port, '127.0.0.1')
+  const state = { socket, events: 0, last: '', closed: false, head: false }
+  let tail = ''
+  socket.on('data', (d) => {
+    const text = tail + d.toString('latin1')
+    let from = 0
+    if (!state.head) {
+      const end = text.indexOf('\r\n\r\n')
+      if (end < 0) return void (tail = text)
+      state.head = true
+      from = end + 4
+    }
+    for (let at = text.indexOf('\n\n', from); at >= 0; at = text.indexOf('\n\n', at + 2)) {
+      state.events++
+      from = at + 2
+    }
+    state.last = text.slice(Math.max(0, text.lastIndexOf('data: ', from)), from)
+    tail = text.slice(from)
+  })
+  socket.on('error', () => {})
+  socket.on('close', () => (state.closed = true))
+  socket.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n')
+  return state
+}
+
+test('at the defaults, clients reading as fast as they can get every event of a 50,000-event burst', async (t) => {
+  t.timeout(120_000)
+  const CLIENTS = 100
+  const COUNT = 50_000
+  const { port, ask } = await burstServer(t, {}, { cpu: 0 })
+  const clients = Array.from({ length: CLIENTS }, () => countingClient(port))
+  t.teardown(() => clients.forEach((c) => c.socket.destroy()))
+  await waitFor('all streams', async () => (await ask({ cmd: 'report' })).stats.connections === CLIENTS)
+  // One synchronous loop, as the benchmark's burst: the clients fall behind
+  // by megabytes while it runs, and that alone must not evict them.
+  const burst = await ask({ cmd: 'burst', count: COUNT, size: 64, every: 0 })
+  t.is(burst.stats.eventsSent, COUNT)
+  await waitFor('every client complete', () => clients.every((c) => c.events === COUNT), 60_000)
+  const report = await ask({ cmd: 'report' })
+  t.is(report.stats.evicted, 0)
+  t.deepEqual(report.ends, [])
+  for (const c of clients) t.regex(c.last, new RegExp(`^data: ${COUNT - 1} `))
+})
+
+test('a client that stops reading is dropped as slow after stallTimeout, even when the channel goes quiet', async (t) => {
+  t.timeout(60_000)
+  // A budget no burst here reaches: only the stall rule can drop it.
+  const { port, ask } = await burstServer(t, { keepAlive: 0, history: 10, maxBufferedBytes: 1 << 30, stallTimeout: 1000 })
+  const c = stalledClient(port)
+  t.teardown(() => c.socket.destroy())
+  await waitFor('stream', async () => (await ask({ cmd: 'report' })).stats.connections === 1)
+  const started = Date.now()
+  // 24 MiB at once, then nothing: more than the socket buffers take.
+  await ask({ cmd: 'burst', count: 6000, size: 4096, every: 0 })
+  await waitFor('dropped', async () => (await ask({ cmd: 'report' })).stats.evicted === 1, 20_000)
+  const after = Date.now() - started
+  t.true(after >= 1000, `dropped after ${after} ms`)
+  const report = await ask({ cmd: 'report' })
+  t.deepEqual(report.ends, ['slow'])
+  t.is(report.stats.channels.default.history, 10, 'the log it held shrinks to the history at once')
+  c.socket.resume()
+  await waitFor('socket closed by the server', () => c.closed, 20_000)
+})
+
+test('sendTo to a client whose private queue would pass maxBufferedBytes returns false and drops it as slow', async (t) => {
+  const ends = []
+  let id
+  const { server, port } = await start(t, {
+    keepAlive: 0,
+    maxBufferedBytes: 256 * 1024,
+    onConnection: (c) => (id = c.id),
+    onDisconnect: (c, reason) => ends.push(reason),
+  })
+  const c = stalledClient(port)
+  t.teardown(() => c.socket.destroy())
+  await waitFor('stream', () => id !== undefined)
+  const chunk = 'y'.repeat(16 * 1024)
+  let accepted = 0
+  // Synchronous: nothing is written meanwhile, so the queue only grows.
+  while (server.sendTo(id, chunk)) accepted++
+  t.true(accepted >= 15 && accepted < 17, `${accepted} accepted`)
+  t.false(server.sendTo(id, 'x'), 'and nothing more')
+  await waitFor('dropped', () => ends.length === 1)
+  t.deepEqual(ends, ['slow'])
+  t.is(server.stats().evicted, 1)
 })

@@ -137,7 +137,7 @@ where
         // every stream on it): once one is evicted the connection goes.
         for client in this.state.lock().iter() {
             client.register_watcher(cx.waker());
-            if client.is_evicted() || (client.over_budget() && client.evict()) {
+            if client.must_drop() {
                 return Poll::Ready(Ended::Evicted);
             }
         }

@@ -104,8 +104,7 @@ impl Future for DirectStream {
         }
         let progress = Arc::clone(&this.conn.progress);
         loop {
-            let client = this.stream.client();
-            if client.is_evicted() || (client.over_budget() && client.evict()) {
+            if this.stream.client().must_drop() {
                 return Poll::Ready(Finished::Evicted);
             }
             if let Some(out) = this.out.as_mut() {

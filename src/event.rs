@@ -14,8 +14,10 @@
 //! - an event ends with a blank line, which is what makes the client dispatch it;
 //! - a comment is a line starting with `:` and is ignored by clients.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 /// Why a field was refused: the JavaScript layer maps [`Problem::Type`] to a
 /// `TypeError` and [`Problem::Range`] to a `RangeError`.
@@ -139,47 +141,142 @@ impl Event {
 
     /// Encodes the event with `id` in place of its own (an automatic id the
     /// hub assigns). `id` comes from the hub and has no line breaks.
-    pub fn encode_with_id(&self, id: &str) -> Bytes {
+    pub fn encode_with_id(&self, id: &str) -> Encoded {
         self.encode_fields(Some(id))
     }
 
     /// Encodes the event into its wire bytes, once. Fields come in the order
     /// `event`, `id`, `retry`, `data`, and the blank line that dispatches it.
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Encoded {
         self.encode_fields(self.id.as_deref())
     }
 
-    fn encode_fields(&self, id: Option<&str>) -> Bytes {
-        let data_len = self.data.as_ref().map_or(0, |d| d.len() + 8);
-        let mut buf = BytesMut::with_capacity(data_len + 48);
-        if let Some(event) = &self.event {
-            put_field(&mut buf, b"event", event);
-        }
-        if let Some(id) = id {
-            put_field(&mut buf, b"id", id);
-        }
-        if let Some(retry) = self.retry {
-            put_field(&mut buf, b"retry", &retry.to_string());
-        }
-        if let Some(data) = &self.data {
-            for line in split_lines(data) {
-                put_field(&mut buf, b"data", line);
+    fn encode_fields(&self, id: Option<&str>) -> Encoded {
+        Encoded::build(|out| {
+            if let Some(event) = &self.event {
+                put_field(out, b"event", event);
             }
+            if let Some(id) = id {
+                put_field(out, b"id", id);
+            }
+            if let Some(retry) = self.retry {
+                put_field(out, b"retry", itoa::Buffer::new().format(retry));
+            }
+            if let Some(data) = &self.data {
+                for line in split_lines(data) {
+                    put_field(out, b"data", line);
+                }
+            }
+            out.put(b"\n");
+        })
+    }
+}
+
+/// The wire bytes of one encoded event or comment, shared by every channel
+/// and every subscriber that gets it.
+///
+/// One allocation holds the bytes and their reference count, sized exactly:
+/// a stored event costs its bytes plus 16, where a `Bytes` built the usual way
+/// costs a second allocation for its shared header and the slack of its
+/// growable buffer. History is thousands of these per channel, so the
+/// difference is most of what history costs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Encoded(Arc<[u8]>);
+
+impl Encoded {
+    /// Copies `bytes` (bytes encoded elsewhere, such as a backplane's entries).
+    pub fn copy_from(bytes: &[u8]) -> Self {
+        Encoded(Arc::from(bytes))
+    }
+
+    /// `parts` one after the other, in one buffer.
+    pub fn concat(parts: &[&[u8]]) -> Self {
+        Encoded::build(|out| parts.iter().for_each(|p| out.put(p)))
+    }
+
+    /// Runs `write` twice: once to measure, once to fill a buffer of exactly
+    /// that size, so the bytes are written once and never reallocated.
+    fn build(write: impl Fn(&mut dyn Sink)) -> Self {
+        let mut measure = Measure(0);
+        write(&mut measure);
+        let mut buf = Arc::<[u8]>::new_uninit_slice(measure.0);
+        let slots = Arc::get_mut(&mut buf).expect("a new Arc has no other owner");
+        let mut fill = Fill { slots, at: 0 };
+        write(&mut fill);
+        assert_eq!(fill.at, measure.0, "an encoder wrote what it measured");
+        // SAFETY: `fill` wrote every one of the `measure.0` slots (asserted
+        // just above; `Fill::put` never skips one), so all are initialised.
+        Encoded(unsafe { buf.assume_init() })
+    }
+
+    /// How many bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Deref for Encoded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Encoded {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Encoded({:?})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Where an encoder writes: [`Measure`] counts, [`Fill`] copies.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+struct Measure(usize);
+
+impl Sink for Measure {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+struct Fill<'a> {
+    slots: &'a mut [MaybeUninit<u8>],
+    at: usize,
+}
+
+impl Sink for Fill<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        for (slot, &b) in self.slots[self.at..end].iter_mut().zip(bytes) {
+            slot.write(b);
         }
-        buf.put_u8(b'\n');
-        buf.freeze()
+        self.at = end;
     }
 }
 
 /// Encodes a comment: one `:` line per line of `text`. Clients ignore comments;
 /// servers use them as heartbeats and for debugging. Every line of a multi-line
 /// comment is prefixed, so no line of it can become a field.
-pub fn encode_comment(text: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(text.len() + 4);
-    for line in split_lines(text) {
-        put_field(&mut buf, b"", line);
-    }
-    buf.freeze()
+pub fn encode_comment(text: &str) -> Encoded {
+    Encoded::build(|out| {
+        for line in split_lines(text) {
+            put_field(out, b"", line);
+        }
+    })
 }
 
 /// The heartbeat written to an idle stream: the smallest comment, one `:` line.
@@ -189,21 +286,18 @@ pub fn heartbeat() -> Bytes {
 
 /// The block sent first on every new stream when a retry hint is configured:
 /// `retry:` followed by the blank line that ends the block.
-pub fn retry_hint(millis: u64) -> Bytes {
+pub fn retry_hint(millis: u64) -> Encoded {
     Event::default().retry(millis).encode()
 }
 
 /// Writes `name: value\n`, or `name:\n` for an empty value. One space always
 /// follows the colon, so a value that starts with a space keeps it: the parser
 /// removes exactly one.
-fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
-    buf.put_slice(name);
-    buf.put_u8(b':');
-    if !value.is_empty() {
-        buf.put_u8(b' ');
-        buf.put_slice(value.as_bytes());
-    }
-    buf.put_u8(b'\n');
+fn put_field(out: &mut dyn Sink, name: &[u8], value: &str) {
+    out.put(name);
+    out.put(if value.is_empty() { b":" } else { b": " });
+    out.put(value.as_bytes());
+    out.put(b"\n");
 }
 
 fn has_line_break(s: &str) -> bool {

@@ -27,13 +27,13 @@
 //!   local cache of the backplane's history, complete for each channel from
 //!   the moment it started being read (`since`).
 
-use crate::event::{encode_comment, Event};
+use crate::event::{encode_comment, Encoded, Event};
 use atomic_waker::AtomicWaker;
-use bytes::Bytes;
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The name of the channel that events without an explicit channel go to,
@@ -46,21 +46,43 @@ pub const MAX_BATCH_EVENTS: usize = 256;
 /// The most bytes one read takes from one source (a single larger event still goes whole).
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// How much of the past the hub keeps, and how far a client may fall behind.
+/// How much of the past the hub keeps, and when a client counts as too slow.
+///
+/// A client that is behind holds no copy of what it has not read: it only
+/// keeps the shared log from trimming. So being behind is cheap, and the two
+/// limits are about what a client costs everyone else: `max_buffered_bytes`
+/// bounds how much log one client may hold back (and its private queue),
+/// `stall_timeout` bounds how long a client that takes nothing may hold it.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     /// Events kept per channel for replay; 0 turns history and automatic ids off.
     pub history: usize,
-    /// Bytes queued for one client and not yet written to its socket beyond
-    /// which it is disconnected as too slow.
+    /// A client further behind than this many bytes whose socket is full,
+    /// or whose private queue (`send_to`) would grow beyond it, is evicted.
     pub max_buffered_bytes: u64,
+    /// A client with data waiting whose connection has taken nothing for
+    /// this long is evicted; `None` turns the rule off.
+    pub stall_timeout: Option<Duration>,
 }
+
+/// The default byte budget: about 3.5 times the furthest a client reading
+/// as fast as loopback allows fell behind in the benchmark's bursts (see
+/// the README, "Slow clients"), so that only a client that is really not
+/// keeping up reaches it.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The default stall limit: far longer than any pause of a healthy
+/// connection (TCP retransmission backs off for seconds on a lossy mobile
+/// link before it recovers), short enough that a frozen tab stops holding
+/// the log within half a minute.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Retention {
     fn default() -> Self {
         Retention {
             history: 1000,
-            max_buffered_bytes: 1024 * 1024,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -131,6 +153,10 @@ pub struct Hub {
     clients: RwLock<HashMap<u64, Arc<Client>>>,
     next_client: AtomicU64,
     dirty: Mutex<Vec<Arc<Channel>>>,
+    /// Channels whose slowest reader moved on (or left) while their log
+    /// holds more than `history`: the fan-out task trims them without
+    /// waking anyone, so a quiet channel does not keep a burst.
+    trims: Mutex<Vec<Arc<Channel>>>,
     pending: Notify,
     /// Set while a fan-out round is due, so a burst of sends pokes the
     /// fan-out task once instead of once per send (a wake-up can cost a
@@ -168,22 +194,27 @@ pub struct Channel {
     /// trimming respects them too.
     join_floor: AtomicU64,
     dirty: AtomicBool,
+    /// Queued in the hub's `trims` list.
+    trim_due: AtomicBool,
 }
 
+/// A channel's history and what its readers have not read yet. Entries are
+/// kept as small as they can be (a number and a pointer): a busy server
+/// holds `history` of them per channel.
 struct Log {
     entries: VecDeque<Entry>,
     /// Channel-local sequence number of `entries[0]` (starts at 1).
     first_seq: u64,
+    /// The explicit ids of the entries still here, with their global
+    /// numbers, for `Last-Event-ID` lookups. Apart from the entries because
+    /// most events have none.
+    ids: VecDeque<(u64, Arc<str>)>,
 }
 
 #[derive(Clone)]
 struct Entry {
     gseq: u64,
-    bytes: Bytes,
-    /// The channel's byte offset just after this entry.
-    end: u64,
-    /// The explicit id the event was sent with, for `Last-Event-ID` lookups.
-    id: Option<Arc<str>>,
+    bytes: Encoded,
 }
 
 impl Log {
@@ -196,13 +227,26 @@ impl Log {
         self.first_seq + self.entries.partition_point(|e| e.gseq <= gseq) as u64
     }
 
-    /// Byte offset just before local sequence `seq`.
+    /// Byte offset just before local sequence `seq`, counted back from
+    /// `appended` (the offset after the newest entry): a live start costs
+    /// nothing, a replay what it replays.
     fn offset_before(&self, seq: u64, appended: u64) -> u64 {
         let idx = (seq - self.first_seq) as usize;
-        match self.entries.get(idx) {
-            Some(e) => e.end - e.bytes.len() as u64,
-            None => appended,
-        }
+        let after: u64 = self
+            .entries
+            .range(idx.min(self.entries.len())..)
+            .map(|e| e.bytes.len() as u64)
+            .sum();
+        appended - after
+    }
+
+    /// The global number of the newest entry sent with explicit id `id`.
+    fn find_id(&self, id: &str) -> Option<u64> {
+        self.ids
+            .iter()
+            .rev()
+            .find(|(_, known)| &**known == id)
+            .map(|&(gseq, _)| gseq)
     }
 }
 
@@ -222,7 +266,7 @@ pub struct Client {
     /// Events for this client alone, after global sequence number `.0`;
     /// `.2` says whether they count against its budget (a replay fetched
     /// from the backplane does not: it is history, like a log replay).
-    direct: Mutex<VecDeque<(u64, Bytes, bool)>>,
+    direct: Mutex<VecDeque<(u64, Encoded, bool)>>,
     direct_bytes: AtomicU64,
     /// Bytes handed to the connection, framing included.
     handed: AtomicU64,
@@ -239,6 +283,11 @@ pub struct Client {
     /// When a disconnect was asked for: the last sequence number still
     /// delivered before the stream ends.
     stop_at: AtomicU64,
+    /// The stall watchdog's notes (only it touches them): the client's
+    /// progress at its last look, and for how many looks in a row the client
+    /// had data waiting and made none.
+    seen_progress: AtomicU64,
+    stalled_looks: AtomicU32,
 }
 
 const EVICTED: u8 = 1;
@@ -265,8 +314,47 @@ impl Client {
     /// private queue, and what its connection was handed but not written.
     /// History it is still replaying does not count: that is kept anyway.
     pub fn lag(&self) -> u64 {
-        let logs: u64 = self
-            .channels
+        let unwritten = self
+            .handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.progress.written.load(Ordering::Relaxed));
+        self.lag_in_hub() + unwritten
+    }
+
+    /// Whether the client is too slow: its socket is full and more than its
+    /// byte budget is queued for it.
+    pub fn over_budget(&self) -> bool {
+        self.progress.blocked.load(Ordering::Relaxed) && self.lag() > self.budget
+    }
+
+    /// The one eviction check every transport makes when it runs: true when
+    /// the connection must be dropped (the client was evicted, or is over
+    /// its budget now and is evicted by this call).
+    pub fn must_drop(&self) -> bool {
+        if self.is_evicted() {
+            return true;
+        }
+        if self.over_budget() {
+            self.evict();
+            return true;
+        }
+        false
+    }
+
+    /// Whether anything is waiting for the client: published to its
+    /// channels and not read, queued for it alone, or handed to its
+    /// connection and not written. Over HTTP/2 the socket is shared, so
+    /// only what its stream has not taken counts.
+    fn has_waiting(&self) -> bool {
+        if self.progress.multiplexed.load(Ordering::Relaxed) {
+            return self.lag_in_hub() > 0;
+        }
+        self.lag() > 0
+    }
+
+    /// What the client's stream has not taken from the hub yet.
+    fn lag_in_hub(&self) -> u64 {
+        self.channels
             .iter()
             .zip(&self.cursors)
             .zip(&self.joined_at)
@@ -275,18 +363,18 @@ impl Client {
                     .load(Ordering::Acquire)
                     .saturating_sub(offset.load(Ordering::Acquire).max(joined))
             })
-            .sum();
-        let unwritten = self
-            .handed
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.progress.written.load(Ordering::Relaxed));
-        logs + self.direct_bytes.load(Ordering::Relaxed) + unwritten
+            .sum::<u64>()
+            + self.direct_bytes.load(Ordering::Relaxed)
     }
 
-    /// Whether the client is too slow: its socket is full and more than its
-    /// byte budget is queued for it.
-    pub fn over_budget(&self) -> bool {
-        self.progress.blocked.load(Ordering::Relaxed) && self.lag() > self.budget
+    /// A number that moves whenever the client makes progress: its stream
+    /// takes something, or (on its own connection) its socket accepts bytes.
+    fn progress_mark(&self) -> u64 {
+        let handed = self.handed.load(Ordering::Relaxed);
+        if self.progress.multiplexed.load(Ordering::Relaxed) {
+            return handed;
+        }
+        handed.wrapping_add(self.progress.written.load(Ordering::Relaxed))
     }
 
     /// Records bytes handed to the connection (framing included).
@@ -335,13 +423,16 @@ pub struct Progress {
     pub written: AtomicU64,
     /// The socket refused more data at the last attempt (the client is not reading fast enough).
     pub blocked: AtomicBool,
+    /// The socket carries several clients' streams (HTTP/2): what it
+    /// accepts says nothing about one of them.
+    pub multiplexed: AtomicBool,
 }
 
 /// What a client finds when it reads.
 #[derive(Debug)]
 pub enum Read {
     /// Events in global order; the cursors have moved past them.
-    Events(Vec<Bytes>),
+    Events(Vec<Encoded>),
     /// Nothing new yet.
     Empty,
     /// Over budget or fallen off a log: the connection must be dropped.
@@ -404,6 +495,7 @@ impl Hub {
             clients: RwLock::new(HashMap::new()),
             next_client: AtomicU64::new(1),
             dirty: Mutex::new(Vec::new()),
+            trims: Mutex::new(Vec::new()),
             pending: Notify::new(),
             scheduled: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -430,12 +522,14 @@ impl Hub {
                 log: RwLock::new(Log {
                     entries: VecDeque::new(),
                     first_seq: 1,
+                    ids: VecDeque::new(),
                 }),
                 appended: AtomicU64::new(0),
                 trimmed_gseq: AtomicU64::new(0),
                 subscribers: RwLock::new(Slab::new()),
                 join_floor: AtomicU64::new(u64::MAX),
                 dirty: AtomicBool::new(false),
+                trim_due: AtomicBool::new(false),
             })
         });
         let ch = Arc::clone(ch);
@@ -529,7 +623,7 @@ impl Hub {
         self.committed.load(Ordering::Acquire)
     }
 
-    fn encode(&self, gseq: u64, payload: &Payload) -> (Bytes, Option<Arc<str>>) {
+    fn encode(&self, gseq: u64, payload: &Payload) -> (Encoded, Option<Arc<str>>) {
         match payload {
             Payload::Comment(text) => (encode_comment(text), None),
             Payload::Event(event) => match event.explicit_id() {
@@ -581,7 +675,7 @@ impl Hub {
         generation: u64,
         gseq: u64,
         channels: &[&str],
-        bytes: Bytes,
+        bytes: Encoded,
         id: Option<Arc<str>>,
     ) -> bool {
         let mut next = lock(&self.publish);
@@ -622,7 +716,10 @@ impl Hub {
         }
     }
 
-    /// Queues a payload for one client only. False when no such client is connected.
+    /// Queues a payload for one client only. False when no such client is
+    /// connected, and when its private queue would grow beyond its byte
+    /// budget: that queue is memory of its own (unlike the shared logs), so a
+    /// client that far behind is evicted instead.
     pub fn send_to(&self, client_id: u64, payload: &Payload) -> bool {
         let Some(client) = read(&self.clients).get(&client_id).cloned() else {
             return false;
@@ -634,10 +731,16 @@ impl Hub {
         // In remote mode sequence numbers belong to the backplane: a direct
         // send is placed after the newest event, without a number of its own.
         let gseq = if self.remote { *next - 1 } else { *next };
+        let (bytes, _) = self.encode(gseq, payload);
+        let queued = client.direct_bytes.load(Ordering::Relaxed);
+        if queued + bytes.len() as u64 > client.budget {
+            drop(next);
+            client.evict();
+            return false;
+        }
         if !self.remote {
             *next += 1;
         }
-        let (bytes, _) = self.encode(gseq, payload);
         client
             .direct_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -688,16 +791,9 @@ impl Hub {
         if self.remote && chans.len() < names.len() {
             return (Start::Live, true);
         }
-        let gseq = self.parse_auto_id(id).or_else(|| {
-            chans.iter().find_map(|ch| {
-                let log = read(&ch.log);
-                log.entries
-                    .iter()
-                    .rev()
-                    .find(|e| e.id.as_deref() == Some(id))
-                    .map(|e| e.gseq)
-            })
-        });
+        let gseq = self
+            .parse_auto_id(id)
+            .or_else(|| chans.iter().find_map(|ch| read(&ch.log).find_id(id)));
         match gseq {
             Some(g)
                 if chans.iter().all(|ch| {
@@ -791,6 +887,8 @@ impl Hub {
             watcher: AtomicWaker::new(),
             flags: AtomicU8::new(0),
             stop_at: AtomicU64::new(u64::MAX),
+            seen_progress: AtomicU64::new(0),
+            stalled_looks: AtomicU32::new(0),
         });
         if let Start::After(g) = start {
             if chans
@@ -878,30 +976,41 @@ impl Hub {
     pub async fn run_fanout(self: Arc<Self>) {
         loop {
             self.pending.notified().await;
-            // Cleared before taking the list: a send after this point either
-            // lands in the list taken below or schedules another round.
-            self.scheduled.store(false, Ordering::Release);
-            let dirty = std::mem::take(&mut *lock(&self.dirty));
-            for ch in dirty {
-                ch.dirty.store(false, Ordering::Release);
-                self.fan_out(&ch);
-            }
+            self.round();
             if self.is_closed() {
                 return;
             }
         }
     }
 
-    fn fan_out(&self, ch: &Channel) {
+    /// One round of the fan-out task over the channels that asked for it.
+    fn round(&self) {
+        // Cleared before taking the lists: a send after this point either
+        // lands in the lists taken below or schedules another round.
+        self.scheduled.store(false, Ordering::Release);
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        for ch in dirty {
+            ch.dirty.store(false, Ordering::Release);
+            self.fan_out(&ch, true);
+        }
+        let trims = std::mem::take(&mut *lock(&self.trims));
+        for ch in trims {
+            ch.trim_due.store(false, Ordering::Release);
+            self.fan_out(&ch, false);
+        }
+    }
+
+    /// One channel's round: with `wake`, wakes every subscriber (something
+    /// was published); always evicts the ones over budget and trims the log
+    /// to what the slowest remaining one still needs.
+    fn fan_out(&self, ch: &Channel, wake: bool) {
         ch.join_floor.store(u64::MAX, Ordering::Release);
         let mut slowest = u64::MAX;
         for (_, (client, idx)) in read(&ch.subscribers).iter() {
-            client.waker.wake();
-            if client.is_evicted() {
-                continue;
+            if wake {
+                client.waker.wake();
             }
-            if client.over_budget() {
-                client.evict();
+            if client.must_drop() {
                 continue;
             }
             slowest = slowest.min(client.cursors[*idx].0.load(Ordering::Acquire));
@@ -910,18 +1019,79 @@ impl Hub {
         let slowest = slowest.min(ch.join_floor.load(Ordering::Acquire));
         ch.trim_locked(&mut log, slowest, self.retention.history);
     }
+
+    /// Asks the fan-out task to trim `ch` (its slowest reader moved on or
+    /// left); one request per channel is pending at a time.
+    fn request_trim(&self, ch: &Arc<Channel>) {
+        if ch.trim_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lock(&self.trims).push(Arc::clone(ch));
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.pending.notify_one();
+        }
+    }
+
+    /// The stall watchdog: evicts every client that had data waiting and
+    /// made no progress for `stall_timeout`, looking every tenth of it (at
+    /// most every second). This is what catches a client that stopped
+    /// reading on a channel that then went quiet: nothing else would look at
+    /// it again, and it would hold the log for ever. Runs until closed;
+    /// returns at once when the rule is off.
+    pub async fn run_watchdog(self: Arc<Self>) {
+        let Some(limit) = self.retention.stall_timeout else {
+            return;
+        };
+        let tick = (limit / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let looks = stall_looks(limit, tick);
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.is_closed() {
+            interval.tick().await;
+            for client in read(&self.clients).values() {
+                if client.stalled_for(looks) {
+                    client.evict();
+                }
+            }
+        }
+    }
+}
+
+/// How many looks `tick` apart without progress prove a stall of at least
+/// `limit`: the first look may come right after the client's last progress,
+/// so one more than `limit / tick`.
+fn stall_looks(limit: Duration, tick: Duration) -> u32 {
+    let whole = limit.as_nanos().div_ceil(tick.as_nanos().max(1));
+    u32::try_from(whole).unwrap_or(u32::MAX).saturating_add(1)
+}
+
+impl Client {
+    /// One look of the watchdog: counts the looks in a row at which the
+    /// client had data waiting and its progress had not moved since the
+    /// previous look; true once there were `looks` of them.
+    fn stalled_for(&self, looks: u32) -> bool {
+        if self.is_evicted() {
+            return false;
+        }
+        let mark = self.progress_mark();
+        let moved = self.seen_progress.swap(mark, Ordering::Relaxed) != mark;
+        if moved || !self.has_waiting() {
+            self.stalled_looks.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let n = self.stalled_looks.fetch_add(1, Ordering::Relaxed) + 1;
+        n >= looks
+    }
 }
 
 impl Channel {
-    fn append(&self, gseq: u64, bytes: Bytes, id: Option<Arc<str>>, history: usize) {
+    fn append(&self, gseq: u64, bytes: Encoded, id: Option<Arc<str>>, history: usize) {
         let mut log = write(&self.log);
         let end = self.appended.load(Ordering::Relaxed) + bytes.len() as u64;
-        log.entries.push_back(Entry {
-            gseq,
-            bytes,
-            end,
-            id,
-        });
+        log.entries.push_back(Entry { gseq, bytes });
+        if let Some(id) = id {
+            log.ids.push_back((gseq, id));
+        }
         self.appended.store(end, Ordering::Release);
         // Without subscribers nobody needs more than the history; with them,
         // the fan-out task trims to what the slowest one still needs.
@@ -933,10 +1103,23 @@ impl Channel {
     /// Drops entries every subscriber has read (`slowest` is the smallest
     /// cursor), keeping at least the newest `history` entries.
     fn trim_locked(&self, log: &mut Log, slowest: u64, history: usize) {
+        let mut dropped = None;
         while log.entries.len() > history && log.first_seq < slowest {
-            if let Some(e) = log.entries.pop_front() {
-                self.trimmed_gseq.store(e.gseq, Ordering::Release);
-                log.first_seq += 1;
+            let Some(e) = log.entries.pop_front() else {
+                break;
+            };
+            log.first_seq += 1;
+            dropped = Some(e.gseq);
+        }
+        if let Some(gseq) = dropped {
+            self.trimmed_gseq.store(gseq, Ordering::Release);
+            while log.ids.front().is_some_and(|&(g, _)| g <= gseq) {
+                log.ids.pop_front();
+            }
+            // A log that shrank a lot gives its memory back, or a burst
+            // would keep its high-water mark for as long as the channel lives.
+            if log.entries.capacity() > 4 * log.entries.len().max(16) {
+                log.entries.shrink_to(2 * log.entries.len());
             }
         }
     }
@@ -975,11 +1158,17 @@ impl Subscriber {
             .load(Ordering::Acquire)
             .min(self.client.stop_at.load(Ordering::Acquire));
         let mut sources = Vec::with_capacity(self.client.channels.len() + 1);
+        // Per channel: whether this client is at the front of a log longer
+        // than the history, so moving on may let it trim.
+        let mut holds_front = Vec::with_capacity(self.client.channels.len());
         for (i, ch) in self.client.channels.iter().enumerate() {
             let log = read(&ch.log);
             if self.local[i] < log.first_seq {
                 return Read::Lagged;
             }
+            holds_front.push(
+                self.local[i] == log.first_seq && log.entries.len() > self.hub.retention.history,
+            );
             let start = (self.local[i] - log.first_seq) as usize;
             sources.push(take(log.entries.range(start..).cloned(), horizon));
         }
@@ -993,8 +1182,6 @@ impl Subscriber {
                 direct.iter().map(|(gseq, bytes, _)| Entry {
                     gseq: *gseq,
                     bytes: bytes.clone(),
-                    end: 0,
-                    id: None,
                 }),
                 horizon,
             ));
@@ -1056,9 +1243,13 @@ impl Subscriber {
                 self.client.direct_bytes.fetch_sub(freed, Ordering::Relaxed);
             } else {
                 self.local[i] += h as u64;
+                let consumed: u64 = s.taken[..h].iter().map(|e| e.bytes.len() as u64).sum();
                 let (seq, offset) = &self.client.cursors[i];
                 seq.store(self.local[i], Ordering::Release);
-                offset.store(s.taken[h - 1].end, Ordering::Release);
+                offset.fetch_add(consumed, Ordering::AcqRel);
+                if holds_front[i] {
+                    self.hub.request_trim(&self.client.channels[i]);
+                }
             }
         }
         if !batch.is_empty() {
@@ -1074,7 +1265,7 @@ impl Subscriber {
     /// `(sequence number, bytes)` in order, all at or before where the client
     /// started, so they go out before anything live. Not counted against the
     /// byte budget, like a replay from the local logs.
-    pub fn preload(&mut self, events: Vec<(u64, Bytes)>) {
+    pub fn preload(&mut self, events: Vec<(u64, Encoded)>) {
         let mut direct = lock(&self.client.direct);
         for (i, (gseq, bytes)) in events.into_iter().enumerate() {
             direct.insert(i, (gseq, bytes, false));
@@ -1136,14 +1327,25 @@ impl Drop for Subscriber {
             if subs.contains(slot) {
                 subs.remove(slot);
             }
+            let alone = subs.is_empty();
+            drop(subs);
             // A channel with neither subscribers nor history is forgotten, so
             // clients naming channels at will cannot grow the map for ever.
             // In remote mode one without subscribers is forgotten too: the
             // backplane keeps its history, and the reader stops reading it.
-            if subs.is_empty() && (self.hub.remote || read(&ch.log).entries.is_empty()) {
-                drop(subs);
+            if alone && (self.hub.remote || read(&ch.log).entries.is_empty()) {
                 write(&self.hub.channels).remove(&ch.name);
                 self.hub.channels_changed();
+                continue;
+            }
+            // What only this client still needed goes now, not at the
+            // channel's next send: without readers, down to the history at
+            // once; with others, as far as the slowest of them allows.
+            let history = self.hub.retention.history;
+            if alone {
+                ch.trim_locked(&mut write(&ch.log), u64::MAX, history);
+            } else if read(&ch.log).entries.len() > history {
+                self.hub.request_trim(ch);
             }
         }
     }
@@ -1183,6 +1385,7 @@ mod tests {
         Hub::new(Retention {
             history,
             max_buffered_bytes: budget,
+            stall_timeout: None,
         })
     }
 
@@ -1245,16 +1448,16 @@ mod tests {
         };
         assert_eq!(
             batch[0],
-            Bytes::from(format!("id: {}\ndata: a\n\n", hub.auto_id(g)))
+            Encoded::copy_from(format!("id: {}\ndata: a\n\n", hub.auto_id(g)).as_bytes())
         );
-        assert_eq!(batch[1], Bytes::from_static(b"id: mine\ndata: b\n\n"));
+        assert_eq!(batch[1], Encoded::copy_from(b"id: mine\ndata: b\n\n"));
         let off = new_hub(0, 1 << 20);
         let mut s = sub(&off, &[], None);
         off.publish(&[], &ev("x"));
         let Read::Events(batch) = s.read() else {
             panic!()
         };
-        assert_eq!(batch[0], Bytes::from_static(b"data: x\n\n"));
+        assert_eq!(batch[0], Encoded::copy_from(b"data: x\n\n"));
     }
 
     #[test]
@@ -1364,7 +1567,7 @@ mod tests {
             fast.read();
         }
         let ch = hub.channel(DEFAULT_CHANNEL);
-        hub.fan_out(&ch);
+        hub.fan_out(&ch, true);
         assert!(slow.client().is_evicted());
         assert!(!fast.client().is_evicted());
         assert!(matches!(slow.read(), Read::Lagged));
@@ -1392,9 +1595,9 @@ mod tests {
             .collect();
         assert_eq!(texts(live.read()).len(), 10);
         let mut replay = sub(&hub, &[], Some(&ids[4]));
-        hub.fan_out(&hub.channel(DEFAULT_CHANNEL));
+        hub.fan_out(&hub.channel(DEFAULT_CHANNEL), true);
         assert_eq!(texts(replay.read()), ["5", "6", "7", "8", "9"]);
-        hub.fan_out(&hub.channel(DEFAULT_CHANNEL));
+        hub.fan_out(&hub.channel(DEFAULT_CHANNEL), true);
         assert_eq!(hub.channel_stats()[0].history, 2);
     }
 
@@ -1425,8 +1628,150 @@ mod tests {
         assert_eq!(a.end_reason(), EndReason::Shutdown);
     }
 
-    fn remote(n: u64, data: &str) -> (u64, Bytes) {
-        (n, Bytes::from(format!("id: 9-{n}\ndata: {data}\n\n")))
+    fn history_of(hub: &Hub, name: &str) -> u64 {
+        hub.channel_stats()
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.history)
+    }
+
+    #[test]
+    fn a_caught_up_reader_lets_the_log_shrink_to_the_history_without_another_send() {
+        let hub = new_hub(10, 1 << 20);
+        let mut reader = sub(&hub, &["news"], None);
+        for i in 0..15 {
+            hub.publish(&["news"], &ev(&i.to_string()));
+        }
+        hub.round();
+        assert_eq!(
+            history_of(&hub, "news"),
+            15,
+            "the reader still needs all 15"
+        );
+        assert_eq!(texts(reader.read()).len(), 15);
+        hub.round();
+        assert_eq!(history_of(&hub, "news"), 10);
+    }
+
+    #[test]
+    fn a_lagging_reader_that_leaves_lets_the_log_shrink_at_once() {
+        let hub = new_hub(3, 1 << 20);
+        let mut fast = sub(&hub, &[], None);
+        let slow = sub(&hub, &[], None);
+        for i in 0..20 {
+            hub.publish(&[], &ev(&i.to_string()));
+        }
+        assert_eq!(texts(fast.read()).len(), 20);
+        hub.round();
+        assert_eq!(
+            history_of(&hub, DEFAULT_CHANNEL),
+            20,
+            "held by the slow one"
+        );
+        drop(slow);
+        hub.round();
+        assert_eq!(history_of(&hub, DEFAULT_CHANNEL), 3);
+        drop(fast);
+        assert_eq!(
+            history_of(&hub, DEFAULT_CHANNEL),
+            3,
+            "history stays for replay"
+        );
+    }
+
+    #[test]
+    fn explicit_ids_leave_with_their_events() {
+        let hub = new_hub(2, 1 << 20);
+        for i in 0..5 {
+            let e = Event::message(i.to_string()).id(format!("e{i}")).unwrap();
+            hub.publish(&[], &Payload::Event(e));
+        }
+        assert_eq!(hub.resolve(Some("e1"), &[]), (Start::Live, true));
+        assert!(!hub.resolve(Some("e3"), &[]).1);
+        let log = read(&hub.channel(DEFAULT_CHANNEL).log).ids.len();
+        assert_eq!(log, 2);
+    }
+
+    #[test]
+    fn a_private_queue_beyond_the_budget_evicts_instead_of_growing() {
+        let hub = new_hub(0, 100);
+        let s = Hub::subscribe(&hub, 7, &[], None, Arc::new(Progress::default())).0;
+        let sixty = "x".repeat(60);
+        assert!(hub.send_to(7, &ev(&sixty)));
+        assert!(
+            !s.client().is_evicted(),
+            "a socket with room: not over budget yet"
+        );
+        assert!(
+            !hub.send_to(7, &ev(&sixty)),
+            "a second one would pass 100 bytes"
+        );
+        assert!(s.client().is_evicted());
+        assert!(!hub.send_to(7, &ev("x")));
+    }
+
+    #[test]
+    fn the_watchdog_counts_looks_without_progress_only_while_data_waits() {
+        let hub = new_hub(10, 1 << 30);
+        let progress = Arc::new(Progress::default());
+        let (mut s, _) = hub.subscribe(1, &[], None, Arc::clone(&progress));
+        let client = Arc::clone(s.client());
+        // Nothing waiting: an idle client never stalls.
+        assert!((0..10).all(|_| !client.stalled_for(3)));
+        hub.publish(&[], &ev("a"));
+        assert!(!client.stalled_for(3));
+        assert!(!client.stalled_for(3));
+        assert!(client.stalled_for(3), "third look without progress");
+        // Taking the event is progress; written bytes are progress too.
+        let Read::Events(batch) = s.read() else {
+            panic!()
+        };
+        client.handed(batch[0].len() as u64);
+        assert!(!client.stalled_for(3));
+        assert!(!client.stalled_for(3), "handed, not written: data waits");
+        progress.written.fetch_add(5, Ordering::Relaxed);
+        assert!(!client.stalled_for(3), "the socket took some");
+        assert!(!client.stalled_for(3));
+        assert!(!client.stalled_for(3));
+        assert!(client.stalled_for(3));
+        progress
+            .written
+            .fetch_add(batch[0].len() as u64 - 5, Ordering::Relaxed);
+        assert!(!client.stalled_for(3));
+        assert!((0..10).all(|_| !client.stalled_for(3)), "all written");
+    }
+
+    #[test]
+    fn over_http2_only_what_the_stream_takes_is_its_progress() {
+        let hub = new_hub(10, 1 << 30);
+        let progress = Arc::new(Progress::default());
+        progress.multiplexed.store(true, Ordering::Relaxed);
+        let (_s, _) = hub.subscribe(1, &[], None, Arc::clone(&progress));
+        hub.publish(&[], &ev("a"));
+        let client = hub.clients.read().unwrap().get(&1).cloned().unwrap();
+        assert!(!client.stalled_for(2));
+        // Other streams on the same connection keep the socket busy.
+        progress.written.fetch_add(100, Ordering::Relaxed);
+        assert!(client.stalled_for(2));
+    }
+
+    #[test]
+    fn a_stall_is_proven_by_one_look_more_than_the_limit_holds() {
+        let s = Duration::from_secs(1);
+        assert_eq!(stall_looks(30 * s, s), 31);
+        assert_eq!(
+            stall_looks(Duration::from_millis(250), Duration::from_millis(25)),
+            11
+        );
+        assert_eq!(
+            stall_looks(Duration::from_millis(5), Duration::from_millis(10)),
+            2
+        );
+    }
+
+    fn remote(n: u64, data: &str) -> (u64, Encoded) {
+        let bytes = format!("id: 9-{n}\ndata: {data}\n\n");
+        (n, Encoded::copy_from(bytes.as_bytes()))
     }
 
     fn remote_hub() -> Arc<Hub> {

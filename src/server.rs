@@ -242,7 +242,7 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     pub(crate) limits: Arc<Limits>,
     /// The retry hint block, encoded once.
-    pub(crate) preamble: Option<bytes::Bytes>,
+    pub(crate) preamble: Option<crate::event::Encoded>,
 }
 
 enum State {
@@ -462,6 +462,7 @@ impl Server {
             .map_err(|e| ListenError::from_io(&e, "listen", shown_host, port))?;
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(Arc::clone(&self.shared.hub).run_fanout());
+        tokio::spawn(Arc::clone(&self.shared.hub).run_watchdog());
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&self.shared), stopped));
         *state = State::Listening {
             addr,
@@ -760,6 +761,10 @@ fn serve_hyper<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    state
+        .progress
+        .multiplexed
+        .store(http2, std::sync::atomic::Ordering::Relaxed);
     let service = {
         let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
         service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))

@@ -13,7 +13,7 @@ use crate::event::heartbeat;
 use crate::hub::{EndReason, Read, Subscriber};
 use crate::limits::Permit;
 use crate::stats::{OpenStream, Stats};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::Frame;
 use std::future::Future;
 use std::pin::Pin;
@@ -104,8 +104,8 @@ impl EventStream {
         self.subscriber.client()
     }
 
-    fn frame(&mut self, parts: Vec<Bytes>, events: u64) -> Frame<Chunks> {
-        let bytes: usize = parts.iter().map(Bytes::len).sum();
+    fn frame(&mut self, chunks: Chunks, events: u64) -> Frame<Chunks> {
+        let bytes = chunks.remaining();
         self.subscriber
             .client()
             .handed(bytes as u64 + chunk_overhead(bytes));
@@ -117,7 +117,7 @@ impl EventStream {
         if let Some(hb) = self.heartbeat.as_mut() {
             hb.last_write = Instant::now();
         }
-        Frame::data(Chunks::many(parts))
+        Frame::data(chunks)
     }
 
     /// Yields the next frame: the preamble, then batches of events as they are
@@ -128,14 +128,14 @@ impl EventStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Chunks>, BoxError>>> {
         if let Some(preamble) = self.preamble.take() {
-            return Poll::Ready(Some(Ok(self.frame(vec![preamble], 0))));
+            return Poll::Ready(Some(Ok(self.frame(Chunks::one(preamble), 0))));
         }
         // Register before reading, so a publish in between still wakes us.
         self.subscriber.client().register(cx.waker());
         match self.subscriber.read() {
             Read::Events(batch) => {
                 let n = batch.len() as u64;
-                return Poll::Ready(Some(Ok(self.frame(batch, n))));
+                return Poll::Ready(Some(Ok(self.frame(Chunks::events(batch), n))));
             }
             Read::End => {
                 if self.subscriber.end_reason() == EndReason::Disconnected {
@@ -171,7 +171,7 @@ impl EventStream {
                 continue;
             }
             hb.sleep.as_mut().reset(now + hb.interval);
-            return Poll::Ready(Some(Ok(self.frame(vec![heartbeat()], 0))));
+            return Poll::Ready(Some(Ok(self.frame(Chunks::one(heartbeat()), 0))));
         }
     }
 }

@@ -222,6 +222,7 @@ async fn a_stalled_client_is_evicted_and_fast_ones_get_everything() {
         retention: Retention {
             history: 0,
             max_buffered_bytes: 256 * 1024,
+            stall_timeout: None,
         },
         ..config()
     })
@@ -255,6 +256,57 @@ async fn a_stalled_client_is_evicted_and_fast_ones_get_everything() {
     let count = body.windows(6).filter(|w| w == b"data: ").count();
     assert_eq!(count, 400);
     drop(stalled);
+    server.close().await;
+}
+
+/// A client that stops reading, behind a burst on a channel that then goes
+/// quiet: nothing is published that would look at it again, and its byte
+/// lag is far below the budget. The stall rule alone drops it, on the direct
+/// path and on a stream hyper serves, and the log it held shrinks back to
+/// the history at once.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_stall_timeout_on_a_quiet_channel() {
+    let stall = Duration::from_millis(500);
+    let (server, addr) = start(Config {
+        retention: Retention {
+            history: 10,
+            max_buffered_bytes: 1 << 30,
+            stall_timeout: Some(stall),
+        },
+        ..config()
+    })
+    .await;
+    let mut direct = Client::get(addr, "/events").await;
+    direct.read_until(b"\r\n\r\n").await;
+    // A stream asked for after another request on the same connection is
+    // served by hyper.
+    let mut via_hyper = Client::request(
+        addr,
+        "GET /nothing HTTP/1.1\r\nHost: test\r\n\r\nGET /events HTTP/1.1\r\nHost: test\r\n\r\n",
+    )
+    .await;
+    via_hyper.read_until(b"text/event-stream").await;
+    wait_for("two streams", || server.stats().connections == 2).await;
+    let block = "z".repeat(64 * 1024);
+    let burst_started = Instant::now();
+    for _ in 0..256 {
+        server.send(Event::message(block.as_str()), &[]).unwrap();
+    }
+    // 16 MiB: far more than the two sockets' buffers take, far less than
+    // the byte budget. Then nothing more is sent.
+    wait_for("both evicted", || server.stats().evicted == 2).await;
+    assert!(
+        burst_started.elapsed() >= stall,
+        "dropped after {:?}, before the stall timeout",
+        burst_started.elapsed()
+    );
+    wait_for("no stream left", || server.stats().connections == 0).await;
+    let history = server.channel_stats()[0].history;
+    assert_eq!(
+        history, 10,
+        "the log shrinks to the history without another send"
+    );
+    drop((direct, via_hyper));
     server.close().await;
 }
 

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs'
 //
 // Prints `listening <port>` once ready. Control protocol: bench/peers/README.md.
 //
-// Options, so the stream matches the other peers:
-//   history: 0                      no replay log, so no automatic `id:` lines
-//   keepAlive: 0                    no heartbeat
-//   maxBufferedBytes: 64 MiB        a benchmark burst never evicts a client
+// hyper-sse runs at its defaults, as users run it: history 1000 (every
+// event carries an automatic `id:` line the other peers do not send), a
+// heartbeat after 15 s of silence, the default slow-client policy.
+// PEER_OPTIONS (JSON) adds createServer options for a row labelled as tuned.
 import { address, burst, dataMaker, intValue, notFound, rate } from './common.mjs'
 import { createServer } from 'hyper-sse'
 
@@ -61,11 +61,11 @@ const tls = process.env.TLS_CERT
 // for the benchmark's cross-instance rows.
 const redis = process.env.REDIS_URL ? { url: process.env.REDIS_URL, prefix: process.env.REDIS_PREFIX || 'bench' } : undefined
 
+const tuned = process.env.PEER_OPTIONS ? JSON.parse(process.env.PEER_OPTIONS) : {}
+
 const server = createServer({
   path: '/events',
-  history: 0,
-  keepAlive: 0,
-  maxBufferedBytes: 64 * 1024 * 1024,
+  ...tuned,
   onRequest,
   ...(tls ? { tls } : {}),
   ...(redis ? { redis, onError: (e, where) => console.error(`hyper-sse peer: ${where}: ${e.message}`) } : {}),

@@ -10,7 +10,8 @@
 //! only when Redis loses its data, which makes ids from before a loss
 //! recognisably foreign instead of misread.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use crate::event::Encoded;
+use bytes::Bytes;
 use redis::Value;
 
 /// Key names under one prefix.
@@ -149,15 +150,12 @@ impl Entry {
     /// The bytes clients get. An event without an explicit id gets
     /// `id: <epoch>-<number>` in front (field order does not matter to an
     /// SSE parser), unless ids are off (`history: 0`).
-    pub(crate) fn wire_bytes(&self, epoch: &str, with_ids: bool) -> Bytes {
+    pub(crate) fn wire_bytes(&self, epoch: &str, with_ids: bool) -> Encoded {
         if self.kind != Kind::Event || !with_ids {
-            return self.body.clone();
+            return Encoded::copy_from(&self.body);
         }
         let id = format!("id: {epoch}-{}\n", self.number);
-        let mut buf = BytesMut::with_capacity(id.len() + self.body.len());
-        buf.put_slice(id.as_bytes());
-        buf.put_slice(&self.body);
-        buf.freeze()
+        Encoded::concat(&[id.as_bytes(), &self.body])
     }
 }
 

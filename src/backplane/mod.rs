@@ -26,10 +26,9 @@ mod publisher;
 mod reader;
 mod replay;
 
-use crate::event::encode_comment;
+use crate::event::{encode_comment, Encoded};
 use crate::hooks::HookError;
 use crate::hub::{Hub, IdSpace, Payload, Subscriber};
-use bytes::Bytes;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
 use options::redact;
 pub use options::{RedisOptions, UrlError, DEFAULT_MAX_PENDING};
@@ -139,7 +138,7 @@ struct Pending {
     seq: u64,
     channels: Arc<[String]>,
     kind: Kind,
-    body: Bytes,
+    body: Encoded,
     explicit: Option<String>,
 }
 

@@ -17,8 +17,8 @@
 
 use super::keys::{self, Entry};
 use super::Inner;
+use crate::event::Encoded;
 use crate::hub::Subscriber;
-use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub(super) async fn replay(
             // continues after its id, unless that id was never handed out.
             return Ok((from <= issued(&mut conn, inner).await?).then(|| (from, Vec::new())));
         }
-        let mut events: BTreeMap<u64, Bytes> = BTreeMap::new();
+        let mut events: BTreeMap<u64, Encoded> = BTreeMap::new();
         for channel in channels {
             let Some(entries) = missed(&mut conn, inner, channel, &ids.epoch, from, live).await?
             else {

@@ -60,11 +60,22 @@ pub struct ServerOptions {
     /// With history on, events sent without an `id` get an automatic one;
     /// 0 turns history and automatic ids off.
     pub history: Option<f64>,
-    /// A stream's byte budget: bytes queued for one client and not yet
-    /// written to its socket. A client over it is disconnected (reason
-    /// `'slow'`) and can resume from history with `Last-Event-ID`.
-    /// Default 1048576 (1 MiB).
+    /// A stream's byte budget: how far (in bytes of its event stream) one
+    /// client may fall behind. A client further behind than this whose
+    /// socket is full, or whose `sendTo()` queue would grow beyond it, is
+    /// disconnected (reason `'slow'`) and can resume from history with
+    /// `Last-Event-ID`. Being behind costs no memory of its own (every
+    /// client reads one shared log per channel); the budget bounds how much
+    /// of the log one client may hold back. Default 16777216 (16 MiB).
     pub max_buffered_bytes: Option<f64>,
+    /// Milliseconds a client with data waiting may go without its
+    /// connection taking a single byte; then it is disconnected (reason
+    /// `'slow'`). Checked every tenth of it (at most every second), so the
+    /// disconnect comes at most two such checks later. This is what drops a
+    /// client that stopped reading (a frozen tab, a dead network) even when
+    /// the channel then goes quiet. A client with nothing waiting is never
+    /// stalled. Default 30000; 0 turns it off.
+    pub stall_timeout: Option<f64>,
     /// Let clients pick channels with repeated `?channel=` query parameters
     /// (when `onConnect` does not choose them). Default false.
     pub channels_from_query: Option<bool>,

@@ -21,6 +21,7 @@ const OPTION_NAMES: &[&str] = &[
     "headers",
     "history",
     "maxBufferedBytes",
+    "stallTimeout",
     "channelsFromQuery",
     "firstComment",
     "onConnect",
@@ -91,6 +92,10 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
             )));
         }
         config.retention.max_buffered_bytes = n;
+    }
+    if let Some(v) = get("stallTimeout")? {
+        let ms = convert::count(v, &what("stallTimeout"), "milliseconds")?;
+        config.retention.stall_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
     if let Some(v) = get("channelsFromQuery")? {
         config.channels_from_query = convert::boolean(v, &what("channelsFromQuery"))?;
