@@ -99,10 +99,12 @@ pub struct ServerOptions {
         ts_type = "(request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>"
     )]
     pub on_request: Option<Unknown<'static>>,
-    /// Receives errors thrown by your hooks, with where they happened
-    /// (`'onConnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
-    /// problems (`'redis'`). Without it they go to
-    /// `console.error`.
+    /// Receives what your hooks threw or rejected with (the value as it is),
+    /// with where it happened (`'onConnect'`, `'onConnection'`,
+    /// `'onDisconnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
+    /// problems (`'redis'`). Without it they go to `console.error`. No hook
+    /// failure stops the server: if `onError` itself throws or rejects, that
+    /// goes to `console.error` (and to standard error if that fails too).
     #[napi(ts_type = "(error: Error, where: string) => void")]
     pub on_error: Option<Unknown<'static>>,
     /// Cross-origin access for streams and routes. `origin`: `'*'` (default),

@@ -99,7 +99,7 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
         config.first_comment = Some(convert::string(v, &what("firstComment"))?);
     }
     if let Some(v) = get("cors")? {
-        config.cors = Some(cors(v)?);
+        config.cors = Some(cors(env, v)?);
     }
     if let Some(v) = get("maxConnections")? {
         config.max_connections = Some(convert::count(v, &what("maxConnections"), "streams")?);
@@ -265,14 +265,14 @@ fn paths(value: Unknown) -> Res<Vec<String>> {
     }
 }
 
-fn cors(value: Unknown) -> Res<Cors> {
+fn cors(env: &Env, value: Unknown) -> Res<Cors> {
     let what = format!("{P}.cors");
     let obj = convert::object(value, &what)?;
     convert::check_keys(&obj, &["origin", "credentials", "maxAge"], &what)?;
     let origin = match convert::field(&obj, "origin")? {
         None => AllowOrigin::Any,
         Some(o) => match o.get_type()? {
-            ValueType::Function => hooks::origin_predicate(o)?,
+            ValueType::Function => hooks::origin_predicate(env, o)?,
             ValueType::String if String::from_unknown(o)? == "*" => AllowOrigin::Any,
             _ => {
                 let list = convert::channels(o, &format!("{what}.origin"))?;
