@@ -310,9 +310,17 @@ export interface ServerOptions {
    * then echoed, never `*`. `maxAge`: preflight cache seconds (600).
    */
   cors?: { origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }
-  /** Most streams open at once; beyond it new streams get 503. */
+  /**
+   * Most streams held at once: open streams plus stream requests still
+   * waiting for `onConnect` or a `cors.origin` function. Beyond it new
+   * stream requests get 503 with `Retry-After`. Routes (`onRequest`,
+   * static files) are not counted. Default unlimited.
+   */
   maxConnections?: number
-  /** Most streams open at once from one IP address; beyond it 429. */
+  /**
+   * The same count per client IP address; beyond it 429 with
+   * `Retry-After`. Default unlimited.
+   */
   maxConnectionsPerIp?: number
   /**
    * Milliseconds a client may take to send its request head; then 408
@@ -323,6 +331,14 @@ export interface ServerOptions {
   maxHeaderBytes?: number
   /** Largest request body read for `onRequest` (413 beyond). Default 1048576. */
   maxBodyBytes?: number
+  /**
+   * Milliseconds a request waits for `onConnect`, `onRequest` or a
+   * `cors.origin` function to settle. Then it is answered without the hook
+   * (503 with `Retry-After` for a stream request, 504 for a route), the
+   * hook's late result is discarded, and `onError` gets an `Error` with
+   * `code: 'ERR_HOOK_TIMEOUT'`. Default 10000; 0 waits as long as it takes.
+   */
+  hookTimeout?: number
   /**
    * Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
    * intermediate certificates. ALPN offers `h2` and `http/1.1`, so

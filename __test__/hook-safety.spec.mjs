@@ -1,12 +1,13 @@
-// No hook can take the process down: a throw or a rejected Promise in any
-// hook, onError included, is reported (to onError, or console.error) and the
-// server keeps serving. Each test runs the server in its own process
+// No hook can take the process down, or hold a request forever: a throw or a
+// rejected Promise in any hook, onError included, is reported (to onError, or
+// console.error) and the server keeps serving; a hook that never settles is
+// cut off by hookTimeout. The crash tests run the server in its own process
 // (fixtures/hook-server.mjs), since the failure being tested is the process
 // dying.
 import test from 'ava'
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { sseClient, fetchText, waitFor } from './helpers.mjs'
+import { createServer, start, sseClient, fetchText, waitFor } from './helpers.mjs'
 
 const fixture = fileURLToPath(new URL('./fixtures/hook-server.mjs', import.meta.url))
 
@@ -129,4 +130,152 @@ test('when onError and console.error both fail, nothing crashes', async (t) => {
   await waitFor('standard error to hear of it', () => proc.stderr.includes('onError itself failed'))
   t.like(proc.errors[0], { where: 'onDisconnect', message: 'boom in onDisconnect' })
   await keepsServing(t, proc)
+})
+
+// hookTimeout: a hook that never settles cannot hold a request, or its
+// connection slot, forever.
+
+const never = () => new Promise(() => {})
+
+/** `promise`, or a failure naming `what` after `ms`: a test that would hang fails instead. */
+function bounded(what, promise, ms = 5000) {
+  let timer
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+test('an onConnect that never settles is answered 503 with Retry-After after hookTimeout, and onError hears of it', async (t) => {
+  const errors = []
+  const { server, url } = await start(t, { hookTimeout: 200, onConnect: never, onError: (e, where) => errors.push([e, where]) })
+  const res = await bounded('the answer', fetchText(`${url}/events`))
+  t.is(res.status, 503)
+  t.is(res.headers['retry-after'], '5')
+  await waitFor('onError', () => errors.length === 1)
+  const [error, where] = errors[0]
+  t.is(where, 'onConnect')
+  t.true(error instanceof Error)
+  t.is(error.code, 'ERR_HOOK_TIMEOUT')
+  t.is(error.message, 'onConnect did not settle within 200 ms (hookTimeout); the request was answered 503')
+  t.is(server.stats().connections, 0)
+})
+
+test('an onRequest that never settles is answered 504 after hookTimeout, and onError hears of it', async (t) => {
+  const errors = []
+  const { url } = await start(t, { hookTimeout: 200, onRequest: never, onError: (e, where) => errors.push([e, where]) })
+  const res = await bounded('the answer', fetchText(`${url}/api`))
+  t.is(res.status, 504)
+  await waitFor('onError', () => errors.length === 1)
+  t.is(errors[0][1], 'onRequest')
+  t.is(errors[0][0].code, 'ERR_HOOK_TIMEOUT')
+  t.regex(errors[0][0].message, /^onRequest did not settle within 200 ms/)
+})
+
+test('a cors.origin function that never settles is answered 503 on a stream path and 504 on a route', async (t) => {
+  const errors = []
+  const { url } = await start(t, {
+    hookTimeout: 200,
+    cors: { origin: never },
+    onRequest: () => ({ body: 'ok' }),
+    onError: (e, where) => errors.push([e, where]),
+  })
+  const headers = { origin: 'http://other.test' }
+  const stream = await bounded('the stream answer', fetchText(`${url}/events`, { headers }))
+  t.is(stream.status, 503)
+  t.is(stream.headers['retry-after'], '5')
+  const route = await bounded('the route answer', fetchText(`${url}/api`, { headers }))
+  t.is(route.status, 504)
+  await waitFor('onError', () => errors.length === 2)
+  t.deepEqual(errors.map(([e, where]) => [where, e.code]), [['cors.origin', 'ERR_HOOK_TIMEOUT'], ['cors.origin', 'ERR_HOOK_TIMEOUT']])
+})
+
+test('a stream request waiting on onConnect holds its maxConnections slot until hookTimeout frees it', async (t) => {
+  let asked = 0
+  const { server, url } = await start(t, {
+    keepAlive: 0,
+    maxConnections: 1,
+    hookTimeout: 500,
+    onConnect: (req) => (asked++, req.query.hang ? never() : true),
+    onError: () => {},
+  })
+  const hanging = fetchText(`${url}/events?hang=1`)
+  await waitFor('onConnect to be asked', () => asked === 1)
+  const meanwhile = await bounded('the answer while the slot is taken', fetchText(`${url}/events`))
+  t.is(meanwhile.status, 503, 'the waiting request holds the only slot')
+  t.is(asked, 1, 'refused before onConnect')
+  t.is((await bounded('the timed-out answer', hanging)).status, 503)
+  const after = sseClient(`${url}/events`)
+  t.teardown(() => after.close())
+  await waitFor('a stream to open in the freed slot', () => after.status !== undefined || after.ended)
+  t.is(after.status, 200)
+  await waitFor('it to count', () => server.stats().connections === 1)
+})
+
+test('a stream request waiting on onConnect counts against maxConnectionsPerIp', async (t) => {
+  let asked = 0
+  const { url } = await start(t, {
+    maxConnectionsPerIp: 1,
+    hookTimeout: 500,
+    onConnect: () => (asked++, never()),
+    onError: () => {},
+  })
+  const hanging = fetchText(`${url}/events`)
+  await waitFor('onConnect to be asked', () => asked === 1)
+  const meanwhile = await bounded('the answer while the slot is taken', fetchText(`${url}/events`))
+  t.is(meanwhile.status, 429)
+  t.is((await bounded('the timed-out answer', hanging)).status, 503)
+})
+
+test('a stream request waiting on a cors.origin function holds its maxConnections slot', async (t) => {
+  let asked = 0
+  const { url } = await start(t, {
+    keepAlive: 0,
+    maxConnections: 1,
+    hookTimeout: 500,
+    cors: { origin: () => (asked++, never()) },
+    onError: () => {},
+  })
+  const hanging = fetchText(`${url}/events`, { headers: { origin: 'http://other.test' } })
+  await waitFor('the origin function to be asked', () => asked === 1)
+  const meanwhile = await bounded('the answer while the slot is taken', fetchText(`${url}/events`))
+  t.is(meanwhile.status, 503, 'the waiting request holds the only slot')
+  t.is((await bounded('the timed-out answer', hanging)).status, 503)
+  const after = sseClient(`${url}/events`)
+  t.teardown(() => after.close())
+  await waitFor('a stream to open in the freed slot', () => after.status !== undefined || after.ended)
+  t.is(after.status, 200)
+})
+
+test('a late accept from onConnect, after hookTimeout, opens nothing', async (t) => {
+  let opened = 0
+  let settled = false
+  const { server, url } = await start(t, {
+    hookTimeout: 100,
+    onConnect: () => new Promise((resolve) => setTimeout(() => resolve(true), 400)).finally(() => (settled = true)),
+    onConnection: () => opened++,
+    onError: () => {},
+  })
+  t.is((await bounded('the answer', fetchText(`${url}/events`))).status, 503)
+  await waitFor('onConnect to settle, late', () => settled)
+  await new Promise((r) => setTimeout(r, 200))
+  t.is(opened, 0)
+  t.like(server.stats(), { connections: 0, totalConnections: 0 })
+})
+
+test('hookTimeout: 0 waits for a slow onConnect', async (t) => {
+  const { url } = await start(t, {
+    hookTimeout: 0,
+    onConnect: () => new Promise((resolve) => setTimeout(() => resolve(true), 300)),
+  })
+  const c = sseClient(`${url}/events`)
+  t.teardown(() => c.close())
+  await waitFor('the stream to open', () => c.status !== undefined || c.ended)
+  t.is(c.status, 200)
+})
+
+test('hookTimeout is validated like the other time options', (t) => {
+  t.throws(() => createServer({ hookTimeout: -1 }), { instanceOf: RangeError, message: /options\.hookTimeout must be a non-negative integer \(milliseconds\), got -1/ })
+  t.throws(() => createServer({ hookTimeout: 1.5 }), { instanceOf: RangeError, message: /options\.hookTimeout/ })
+  t.throws(() => createServer({ hookTimeout: '100' }), { instanceOf: TypeError, message: /options\.hookTimeout must be a number, got string/ })
 })

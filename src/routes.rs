@@ -9,9 +9,11 @@ use crate::body::ResponseBody;
 use crate::connection::ConnState;
 use crate::cors::{is_preflight, Verdict};
 use crate::event::encode_comment;
-use crate::hooks::{ClientInfo, Decision, PlainRequest, Reply, RequestInfo};
+use crate::hooks::{
+    within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
+};
 use crate::hub::{EndReason, DEFAULT_CHANNEL};
-use crate::limits::Refusal;
+use crate::limits::{Permit, Refusal};
 use crate::server::Shared;
 use crate::static_files::plain;
 use crate::stream::EventStream;
@@ -50,12 +52,9 @@ async fn cors_gate(
     let verdict = if same_origin(&parts.headers) {
         Verdict::SameOrigin
     } else {
-        match cors.check(&parts.headers).await {
+        match within(shared.config.hook_timeout, cors.check(&parts.headers)).await {
             Ok(v) => v,
-            Err(e) => {
-                shared.config.hooks.report("cors.origin", e);
-                return Err(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
-            }
+            Err(why) => return Err(unanswered(shared, "cors.origin", why, is_stream)),
         }
     };
     if is_preflight(&parts.method, &parts.headers) {
@@ -109,25 +108,111 @@ pub(crate) async fn route(
     Ok(response)
 }
 
-/// Answers a request to a stream path: CORS, method, limits, the connect
+/// Answers a request to a stream path: limits, CORS, method, the connect
 /// hook, then the stream. Shared by hyper's path and the direct one.
+///
+/// A GET takes its connection slot before anything is decided, so a request
+/// still waiting for the CORS origin function or `onConnect` counts against
+/// `maxConnections` (and `maxConnectionsPerIp`) like an open stream; the
+/// hook time limit bounds how long it can hold it.
 pub(crate) async fn stream_request(
     parts: &Parts,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     peer: SocketAddr,
 ) -> Outcome {
+    let candidate = match parts.method {
+        Method::GET => {
+            let candidate = Candidate::new(parts, shared, peer);
+            match shared.limits.acquire(peer.ip()) {
+                Ok(permit) => Some((candidate, permit)),
+                Err(refusal) => return candidate.deny(shared, limit_refusal(refusal)),
+            }
+        }
+        _ => None,
+    };
     let verdict = match cors_gate(parts, shared, true).await {
         Ok(v) => v,
         Err(answer) => return Outcome::Reply(answer),
     };
-    let mut outcome = open_stream(parts, shared, conn, peer).await;
+    let mut outcome = match (&parts.method, candidate) {
+        (&Method::GET, Some((candidate, permit))) => {
+            open_stream(candidate, permit, shared, conn).await
+        }
+        (&Method::HEAD, _) => Outcome::Reply(stream_head(parts, shared)),
+        _ => Outcome::Reply(method_not_allowed()),
+    };
     if let Verdict::Allowed(headers) = verdict {
         match &mut outcome {
             Outcome::Reply(r) | Outcome::Stream(r, _) => append(r, headers),
         }
     }
     outcome
+}
+
+/// The answer when a hook gave none, reported to `onError`: 500 when it
+/// failed; when it ran out of time, 503 with `Retry-After` for a stream
+/// request (the client should come back) or 504 for a route.
+fn unanswered(
+    shared: &Shared,
+    hook: &'static str,
+    why: Unanswered,
+    is_stream: bool,
+) -> Response<ResponseBody> {
+    let hooks = &shared.config.hooks;
+    match why {
+        Unanswered::Failed(e) => {
+            hooks.report(hook, e);
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+        Unanswered::TimedOut(limit) => {
+            let (status, text) = if is_stream {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server could not decide in time; try again\n",
+                )
+            } else {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the application did not answer in time\n",
+                )
+            };
+            hooks.report(
+                hook,
+                Box::new(HookTimeout {
+                    hook,
+                    limit,
+                    status,
+                }),
+            );
+            let mut response = plain(status, text);
+            if is_stream {
+                retry_after(&mut response);
+            }
+            response
+        }
+    }
+}
+
+/// The answer to a stream request over a connection limit.
+fn limit_refusal(refusal: Refusal) -> Response<ResponseBody> {
+    let (status, text) = match refusal {
+        Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+        Refusal::PerIp => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address\n",
+        ),
+    };
+    let mut response = plain(status, text);
+    retry_after(&mut response);
+    response
+}
+
+/// Tells the client when to try again.
+fn retry_after(response: &mut Response<ResponseBody>) {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
 }
 
 /// Whether `Origin` names this very server (a same-origin `fetch` sends it too).
@@ -239,80 +324,84 @@ fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) 
     (channels, last_event_id)
 }
 
-async fn open_stream(
-    req: &Parts,
-    shared: &Arc<Shared>,
-    conn: &Arc<ConnState>,
+/// A GET on a stream path before it is decided: what it asks for, and the
+/// client as the hooks see it.
+struct Candidate<'a> {
+    req: &'a Parts,
     peer: SocketAddr,
-) -> Outcome {
-    match req.method {
-        Method::GET => {}
-        Method::HEAD => return Outcome::Reply(stream_head(req, shared)),
-        _ => return Outcome::Reply(method_not_allowed()),
+    id: u64,
+    channels: Vec<String>,
+    last_event_id: Option<String>,
+    /// Built once when a hook will look at it: a stream without hooks keeps
+    /// no copy of its request headers.
+    request: Option<Arc<RequestInfo>>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(req: &'a Parts, shared: &Shared, peer: SocketAddr) -> Self {
+        let hooks = &shared.config.hooks;
+        let (channels, last_event_id) = stream_params(req, shared);
+        Candidate {
+            req,
+            peer,
+            id: shared.hub.next_client_id(),
+            channels,
+            last_event_id,
+            request: (hooks.on_connect.is_some()
+                || hooks.on_connection.is_some()
+                || hooks.on_disconnect.is_some())
+            .then(|| request_info(req, peer)),
+        }
     }
-    let hooks = &shared.config.hooks;
-    let (mut channels, last_event_id) = stream_params(req, shared);
-    let id = shared.hub.next_client_id();
-    // Built only when a hook will look at it: a stream without hooks keeps
-    // no copy of its request headers.
-    let request = (hooks.on_connect.is_some()
-        || hooks.on_connection.is_some()
-        || hooks.on_disconnect.is_some())
-    .then(|| request_info(req, peer));
-    let request = || request.clone().unwrap_or_else(|| request_info(req, peer));
-    let info = |channels: &[String], stale: bool| {
+
+    /// The client as the hooks see it, reading `channels`.
+    fn info(&self, channels: &[String], stale: bool) -> Arc<ClientInfo> {
         Arc::new(ClientInfo {
-            id,
-            request: request(),
+            id: self.id,
+            request: self
+                .request
+                .clone()
+                .unwrap_or_else(|| request_info(self.req, self.peer)),
             channels: channels.to_vec(),
-            last_event_id: last_event_id.clone(),
+            last_event_id: self.last_event_id.clone(),
             last_event_id_stale: stale,
         })
-    };
-    let deny = |response: Response<ResponseBody>, channels: &[String]| {
+    }
+
+    /// Refuses the stream with `response`: counted, and told to `onDisconnect`.
+    fn deny(&self, shared: &Shared, response: Response<ResponseBody>) -> Outcome {
         shared.stats.denied();
-        if let Some(on_disconnect) = &hooks.on_disconnect {
-            on_disconnect(info(channels, false), EndReason::Denied);
+        if let Some(on_disconnect) = &shared.config.hooks.on_disconnect {
+            on_disconnect(self.info(&self.channels, false), EndReason::Denied);
         }
         Outcome::Reply(response)
-    };
+    }
+}
 
-    let permit = match shared.limits.acquire(peer.ip()) {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            let (status, text) = match refusal {
-                Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
-                Refusal::PerIp => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many connections from this address\n",
-                ),
-            };
-            let mut response = plain(status, text);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return deny(response, &channels);
-        }
-    };
+async fn open_stream(
+    candidate: Candidate<'_>,
+    permit: Option<Permit>,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+) -> Outcome {
+    let hooks = &shared.config.hooks;
+    let mut channels = candidate.channels.clone();
+    let (id, last_event_id) = (candidate.id, candidate.last_event_id.as_deref());
 
     let mut extra_headers = Vec::new();
     if let Some(on_connect) = &hooks.on_connect {
-        let mut stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
-        if let (true, Some(backplane), Some(id)) =
-            (stale, &shared.backplane, last_event_id.as_deref())
-        {
+        let mut stale = shared.hub.resolve(last_event_id, &channels).1;
+        if let (true, Some(backplane), Some(id)) = (stale, &shared.backplane, last_event_id) {
             stale = backplane.is_stale(id, &channels).await;
         }
-        let decision = on_connect(info(&channels, stale)).await;
+        let decision = within(
+            shared.config.hook_timeout,
+            on_connect(candidate.info(&channels, stale)),
+        )
+        .await;
         match decision {
-            Err(e) => {
-                hooks.report("onConnect", e);
-                return Outcome::Reply(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error\n",
-                ));
-            }
-            Ok(Decision::Deny(r)) => return deny(reply(r), &channels),
+            Err(why) => return Outcome::Reply(unanswered(shared, "onConnect", why, true)),
+            Ok(Decision::Deny(r)) => return candidate.deny(shared, reply(r)),
             Ok(Decision::Accept {
                 channels: chosen,
                 headers,
@@ -332,20 +421,18 @@ async fn open_stream(
     let (mut subscriber, mut stale) = shared.hub.subscribe_from(
         id,
         &channels,
-        last_event_id.as_deref(),
+        last_event_id,
         Arc::clone(&conn.progress),
         floor,
     );
     // The local logs did not cover the id: the backplane may still have it.
-    if let (true, Some(backplane), Some(last)) =
-        (stale, &shared.backplane, last_event_id.as_deref())
-    {
+    if let (true, Some(backplane), Some(last)) = (stale, &shared.backplane, last_event_id) {
         let names = subscriber.client().channel_names();
         stale = backplane.replay(&mut subscriber, last, &names).await;
     }
     conn.attach(Arc::clone(subscriber.client()));
     let client = (hooks.on_connection.is_some() || hooks.on_disconnect.is_some())
-        .then(|| info(&subscriber.client().channel_names(), stale));
+        .then(|| candidate.info(&subscriber.client().channel_names(), stale));
     if let (Some(on_connection), Some(client)) = (&hooks.on_connection, &client) {
         on_connection(Arc::clone(client));
     }
@@ -376,7 +463,7 @@ async fn open_stream(
         Some(on_end),
         Arc::clone(conn),
     );
-    let mut response = stream_head(req, shared);
+    let mut response = stream_head(candidate.req, shared);
     append(&mut response, extra_headers);
     Outcome::Stream(response, stream)
 }
@@ -405,18 +492,14 @@ async fn serve_plain(
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
             Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
         };
-        match on_request(PlainRequest {
+        let answer = on_request(PlainRequest {
             request: Arc::clone(&request),
             body,
-        })
-        .await
-        {
+        });
+        match within(shared.config.hook_timeout, answer).await {
             Ok(Some(r)) => return reply(r),
             Ok(None) => {}
-            Err(e) => {
-                hooks.report("onRequest", e);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
-            }
+            Err(why) => return unanswered(shared, "onRequest", why, false),
         }
     }
     match (&shared.config.static_root, &method) {

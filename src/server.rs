@@ -71,6 +71,10 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Largest request body read for `on_request` (413 beyond).
     pub max_body_bytes: usize,
+    /// How long a request waits for a hook that answers (`on_connect`,
+    /// `on_request`, a CORS origin predicate); then it is answered without it
+    /// (503 for a stream, 504 for a route). `None` waits as long as it takes.
+    pub hook_timeout: Option<Duration>,
     /// HTTPS: certificates, with ALPN offering `h2` and `http/1.1`.
     pub tls: Option<Arc<Tls>>,
     /// Accept HTTP/2 with prior knowledge (h2c) on a plaintext server.
@@ -99,6 +103,7 @@ impl Default for Config {
             header_timeout: Some(Duration::from_secs(10)),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            hook_timeout: Some(Duration::from_secs(10)),
             tls: None,
             http2: false,
             redis: None,

@@ -23,7 +23,8 @@
 use super::convert::{self, as_error, Bad, Res};
 use crate::cors::AllowOrigin;
 use crate::hooks::{
-    ClientInfo, Decision, ErrorHook, HookError, HookFuture, Hooks, PlainRequest, Reply, RequestInfo,
+    ClientInfo, Decision, ErrorHook, HookError, HookFuture, HookTimeout, Hooks, PlainRequest,
+    Reply, RequestInfo,
 };
 use crate::hub::EndReason;
 use http::{header, HeaderValue, StatusCode};
@@ -591,16 +592,20 @@ fn told<T: 'static>(
 // Where errors end up.
 
 /// A failure as the JavaScript value `onError` receives: what JavaScript
-/// threw or rejected with, as it is; for the engine's own errors an `Error`.
+/// threw or rejected with, as it is; for the engine's own errors an `Error`
+/// (a hook that ran out of time: `code: 'ERR_HOOK_TIMEOUT'`).
 fn error_value(env: &Env, error: HookError) -> Result<sys::napi_value> {
-    match error.downcast::<Error>() {
+    let error = match error.downcast::<Error>() {
         // The retained thrown value comes back as it is, even when it is not
         // an `Error` (`throw 'oops'`).
-        Ok(e) => js(env, *e),
-        Err(other) => Ok(env
-            .create_error(Error::new(Status::GenericFailure, other.to_string()))?
-            .raw()),
+        Ok(e) => return js(env, *e),
+        Err(other) => other,
+    };
+    let mut obj = env.create_error(Error::new(Status::GenericFailure, error.to_string()))?;
+    if error.is::<HookTimeout>() {
+        obj.set_named_property("code", "ERR_HOOK_TIMEOUT")?;
     }
+    Ok(obj.raw())
 }
 
 /// A failure in words, for standard error and headings: for a JavaScript

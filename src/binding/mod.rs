@@ -116,9 +116,13 @@ pub struct ServerOptions {
         ts_type = "{ origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }"
     )]
     pub cors: Option<Unknown<'static>>,
-    /// Most streams open at once; beyond it new streams get 503.
+    /// Most streams held at once: open streams plus stream requests still
+    /// waiting for `onConnect` or a `cors.origin` function. Beyond it new
+    /// stream requests get 503 with `Retry-After`. Routes (`onRequest`,
+    /// static files) are not counted. Default unlimited.
     pub max_connections: Option<f64>,
-    /// Most streams open at once from one IP address; beyond it 429.
+    /// The same count per client IP address; beyond it 429 with
+    /// `Retry-After`. Default unlimited.
     pub max_connections_per_ip: Option<f64>,
     /// Milliseconds a client may take to send its request head; then 408
     /// and the connection is closed (slowloris). Default 10000; 0 = off.
@@ -127,6 +131,12 @@ pub struct ServerOptions {
     pub max_header_bytes: Option<f64>,
     /// Largest request body read for `onRequest` (413 beyond). Default 1048576.
     pub max_body_bytes: Option<f64>,
+    /// Milliseconds a request waits for `onConnect`, `onRequest` or a
+    /// `cors.origin` function to settle. Then it is answered without the hook
+    /// (503 with `Retry-After` for a stream request, 504 for a route), the
+    /// hook's late result is discarded, and `onError` gets an `Error` with
+    /// `code: 'ERR_HOOK_TIMEOUT'`. Default 10000; 0 waits as long as it takes.
+    pub hook_timeout: Option<f64>,
     /// Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
     /// intermediate certificates. ALPN offers `h2` and `http/1.1`, so
     /// browsers get HTTP/2 (many EventSources share one connection) and older

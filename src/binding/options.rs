@@ -34,6 +34,7 @@ const OPTION_NAMES: &[&str] = &[
     "headerTimeout",
     "maxHeaderBytes",
     "maxBodyBytes",
+    "hookTimeout",
     "tls",
     "http2",
     "redis",
@@ -123,6 +124,10 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
     }
     if let Some(v) = get("maxBodyBytes")? {
         config.max_body_bytes = convert::count(v, &what("maxBodyBytes"), "bytes")? as usize;
+    }
+    if let Some(v) = get("hookTimeout")? {
+        let ms = convert::count(v, &what("hookTimeout"), "milliseconds")?;
+        config.hook_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
     if let Some(v) = get("tls")? {
         let pem = tls_pem(v, &what("tls"))?;
