@@ -168,7 +168,10 @@ export declare function createServer(options?: ServerOptions): Server
 
 /** What `onRequest` may return. */
 export interface HttpReply {
-  /** The status, default 200. */
+  /**
+   * The status, default 200. A 204 or 304 reply has no body (and no
+   * `Content-Length`).
+   */
   status?: number
   /** Response headers (`Content-Length` is set for you). */
   headers?: Record<string, string>

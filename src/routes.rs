@@ -1,9 +1,10 @@
 //! Request handling: where each request goes and what it gets.
 //!
-//! Order: a CORS preflight is answered first (when CORS is configured); then
-//! stream paths, then the application's `on_request` route handler, then
-//! static files, then 404. Every refusal is an HTTP answer with a reason,
-//! never a dropped connection.
+//! Order: a request that breaks HTTP/1.1's message rules is answered 400;
+//! a CORS preflight is answered next (when CORS is configured); then stream
+//! paths, then the application's `on_request` route handler, then static
+//! files, then 404. Every refusal is an HTTP answer with a reason, never a
+//! dropped connection.
 
 use crate::body::ResponseBody;
 use crate::connection::ConnState;
@@ -12,6 +13,7 @@ use crate::event::encode_comment;
 use crate::hooks::{
     within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
 };
+use crate::http1::{check_request, forbids_body};
 use crate::hub::{EndReason, DEFAULT_CHANNEL};
 use crate::limits::{Permit, Refusal};
 use crate::server::Shared;
@@ -88,6 +90,9 @@ pub(crate) async fn route(
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let (parts, body) = req.into_parts();
+    if let Some(answer) = refuse_malformed(&parts) {
+        return Ok(answer);
+    }
     if is_stream_path(&shared, parts.uri.path()) {
         return Ok(match stream_request(&parts, &shared, &conn, peer).await {
             Outcome::Reply(response) => response,
@@ -106,6 +111,18 @@ pub(crate) async fn route(
         append(&mut response, headers);
     }
     Ok(response)
+}
+
+/// A request that breaks HTTP/1.1's message rules ([`check_request`]),
+/// answered: 400 with the reason, and the connection closes after it. Both
+/// paths ask: hyper's for every request, the direct one before a stream.
+pub(crate) fn refuse_malformed(parts: &Parts) -> Option<Response<ResponseBody>> {
+    let why = check_request(parts).err()?;
+    let mut response = plain(StatusCode::BAD_REQUEST, why.reason());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(response)
 }
 
 /// Answers a request to a stream path: limits, CORS, method, the connect
@@ -267,17 +284,19 @@ pub(crate) fn method_not_allowed() -> Response<ResponseBody> {
     response
 }
 
-/// An application-decided answer as a response.
+/// An application-decided answer as a response. A 204 or 304 answer gets
+/// neither a body nor `Content-Length` (RFC 9110 §8.6).
 pub fn reply(reply: Reply) -> Response<ResponseBody> {
-    let mut response = Response::builder()
-        .status(reply.status)
-        .header(header::CONTENT_LENGTH, reply.body.len())
-        .body(if reply.body.is_empty() {
-            ResponseBody::Empty
-        } else {
-            ResponseBody::text(reply.body)
-        })
-        .expect("reply response is valid");
+    let mut response = Response::new(ResponseBody::Empty);
+    *response.status_mut() = reply.status;
+    if !forbids_body(reply.status) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, reply.body.len().into());
+        if !reply.body.is_empty() {
+            *response.body_mut() = ResponseBody::text(reply.body);
+        }
+    }
     append(&mut response, reply.headers);
     response
 }

@@ -17,7 +17,7 @@ use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
 use crate::io::{shutdown_write, CountingIo, Prefixed};
 use crate::limits::Limits;
-use crate::routes::{is_stream_path, route, stream_request, Outcome};
+use crate::routes::{is_stream_path, refuse_malformed, route, stream_request, Outcome};
 use crate::static_files::StaticRoot;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{Tls, TlsError, TlsPem};
@@ -686,7 +686,11 @@ async fn prepare(
     if is_stream_path(&shared, first.parts.uri.path()) {
         let version = first.parts.version;
         let head_only = first.parts.method == http::Method::HEAD;
-        let outcome = stream_request(&first.parts, &shared, &state, peer).await;
+        // hyper is not here to refuse a request it could not frame.
+        let outcome = match refuse_malformed(&first.parts) {
+            Some(answer) => Outcome::Reply(answer),
+            None => stream_request(&first.parts, &shared, &state, peer).await,
+        };
         return match outcome {
             Outcome::Reply(response) => {
                 let bytes = encode_final(response, version, head_only);

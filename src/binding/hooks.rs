@@ -459,6 +459,7 @@ const REPLY_RESERVED: &[&str] = &[
 ];
 
 /// `{ status, headers, body }` as a [`Reply`]; `default_status` when absent.
+/// A 204 or 304 reply cannot have a body.
 fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res<Reply> {
     convert::check_keys(obj, &["status", "headers", "body"], what)?;
     let status = match convert::field(obj, "status")? {
@@ -486,7 +487,14 @@ fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res
         None => bytes::Bytes::new(),
         Some(b) => {
             let (bytes, content_type) = convert::body(env, b, &format!("{what}.body"))?;
-            if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
+            if crate::http1::forbids_body(status) {
+                if !bytes.is_empty() {
+                    return Err(Bad::Type(format!(
+                        "{what}.body must be empty with status {} (such an answer has no body)",
+                        status.as_u16()
+                    )));
+                }
+            } else if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
                 headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
             }
             bytes

@@ -180,7 +180,8 @@ pub struct ConnectResult {
 /// What `onRequest` may return.
 #[napi(object, object_to_js = false)]
 pub struct HttpReply {
-    /// The status, default 200.
+    /// The status, default 200. A 204 or 304 reply has no body (and no
+    /// `Content-Length`).
     pub status: Option<f64>,
     /// Response headers (`Content-Length` is set for you).
     #[napi(ts_type = "Record<string, string>")]

@@ -1,0 +1,144 @@
+// HTTP by the RFCs on every path: stream requests (read by hand, served
+// without hyper), routes and static files (hyper), and later requests on a
+// kept-alive connection. Raw sockets where the exact bytes matter.
+import test from 'ava'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import http2 from 'node:http2'
+import { start, fetchText, rawRequest, waitFor } from './helpers.mjs'
+
+/** Sends `request` on a fresh connection and waits for the server to close it. */
+async function exchange(port, request) {
+  const c = rawRequest(port, request)
+  await c.ended()
+  return c.text()
+}
+
+/** A static root with one page. */
+function staticRoot(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyper-sse-rfc-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.writeFileSync(path.join(dir, 'index.html'), 'home')
+  return dir
+}
+
+/** Every path of one server: a stream path, a route, a static file. */
+async function everyPath(t, extra = {}) {
+  const s = await start(t, { keepAlive: 0, static: staticRoot(t), onRequest: (req) => (req.path === '/api' ? { body: 'api' } : undefined), ...extra })
+  return { ...s, paths: ['/events', '/api', '/index.html'] }
+}
+
+const is400 = (t, text, reason, what) => {
+  t.regex(text, /^HTTP\/1\.[01] 400 Bad Request\r\n/, `${what}: ${JSON.stringify(text)}`)
+  t.regex(text, /\r\nconnection: close\r\n/i, what)
+  t.true(text.endsWith(`\r\n\r\n${reason}\n`), `${what}: ${JSON.stringify(text)}`)
+}
+
+// Message framing (RFC 9112 §6.3): a request whose body length cannot be
+// told is refused before anything else, and its connection closed.
+
+test('a stream request with an invalid Content-Length is answered 400 and closed', async (t) => {
+  const { server, port } = await everyPath(t)
+  for (const value of ['-1', '1e3', '5, 6', '', '0x10']) {
+    const text = await exchange(port, `GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: ${value}\r\n\r\n`)
+    is400(t, text, 'bad request: Content-Length must be one decimal number', `Content-Length: ${value}`)
+  }
+  t.like(server.stats(), { connections: 0, totalConnections: 0 })
+})
+
+test('a stream request with both Content-Length and Transfer-Encoding is answered 400', async (t) => {
+  const { port } = await everyPath(t)
+  const text = await exchange(port, 'GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')
+  is400(t, text, 'bad request: both Content-Length and Transfer-Encoding', 'stream')
+})
+
+test('a stream request whose final Transfer-Encoding is not chunked is answered 400', async (t) => {
+  const { port } = await everyPath(t)
+  for (const coding of ['gzip', 'chunked, gzip']) {
+    const text = await exchange(port, `GET /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\n`)
+    is400(t, text, 'bad request: the final Transfer-Encoding must be chunked', coding)
+  }
+})
+
+test('a stream request with a valid body framing still opens its stream', async (t) => {
+  const { server, port } = await everyPath(t)
+  const c = rawRequest(port, 'GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+  t.teardown(() => c.socket.destroy())
+  await c.until('\r\n\r\n')
+  t.true(c.text().startsWith('HTTP/1.1 200 OK\r\n'))
+  await waitFor('the stream', () => server.stats().connections === 1)
+})
+
+// Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in HTTP/1.0.
+
+test('an HTTP/1.1 request without Host is answered 400 on every path', async (t) => {
+  const { port, paths } = await everyPath(t)
+  for (const p of paths) {
+    is400(t, await exchange(port, `GET ${p} HTTP/1.1\r\n\r\n`), 'bad request: an HTTP/1.1 request needs a Host header', p)
+  }
+})
+
+test('a request with two Host headers is answered 400 on every path, in HTTP/1.0 too', async (t) => {
+  const { port, paths } = await everyPath(t)
+  for (const p of paths) {
+    for (const v of ['1.0', '1.1']) {
+      const text = await exchange(port, `GET ${p} HTTP/${v}\r\nHost: a\r\nHost: b\r\n\r\n`)
+      is400(t, text, 'bad request: more than one Host header', `${p} HTTP/${v}`)
+    }
+  }
+})
+
+test('a later request without Host on a kept-alive connection is answered 400', async (t) => {
+  const { port } = await everyPath(t)
+  for (const p of ['/events', '/api']) {
+    const c = rawRequest(port, `GET /api HTTP/1.1\r\nHost: x\r\n\r\nGET ${p} HTTP/1.1\r\n\r\n`)
+    await c.ended()
+    const second = c.text().indexOf('HTTP/1.1', 1)
+    t.true(c.text().startsWith('HTTP/1.1 200 OK\r\n'), p)
+    t.true(second > 0, p)
+    is400(t, c.text().slice(second), 'bad request: an HTTP/1.1 request needs a Host header', p)
+  }
+})
+
+test('an HTTP/1.0 request without Host is served on every path', async (t) => {
+  const { port } = await everyPath(t)
+  const route = await exchange(port, 'GET /api HTTP/1.0\r\n\r\n')
+  t.true(route.startsWith('HTTP/1.0 200 OK\r\n'), route)
+  const c = rawRequest(port, 'GET /events HTTP/1.0\r\n\r\n')
+  t.teardown(() => c.socket.destroy())
+  await c.until('\r\n\r\n')
+  t.true(c.text().startsWith('HTTP/1.0 200 OK\r\n'), c.text())
+})
+
+// 1xx, 204 and 304 answers have no body and no Content-Length (RFC 9110 §8.6).
+
+test('a 204 or 304 from onConnect carries neither Content-Length nor a body', async (t) => {
+  const { port } = await start(t, { onConnect: (req) => ({ status: Number(req.query.status) }) })
+  t.is(await exchange(port, 'GET /events?status=204 HTTP/1.1\r\nHost: x\r\n\r\n'), 'HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n')
+  t.is(await exchange(port, 'GET /events?status=304 HTTP/1.1\r\nHost: x\r\n\r\n'), 'HTTP/1.1 304 Not Modified\r\nconnection: close\r\n\r\n')
+})
+
+test('a 204 or 304 from onRequest carries no Content-Length over HTTP/2 either', async (t) => {
+  const { port } = await start(t, { http2: true, onRequest: (req) => ({ status: Number(req.path.slice(1)) }) })
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  t.teardown(() => session.close())
+  for (const status of [204, 304]) {
+    const headers = await new Promise((resolve, reject) => {
+      const req = session.request({ ':path': `/${status}` })
+      req.on('response', resolve)
+      req.on('error', reject)
+      req.end()
+    })
+    t.is(headers[':status'], status)
+    t.is(headers['content-length'], undefined, String(status))
+  }
+})
+
+test('a 204 or 304 reply with a body is a malformed result: 500 and onError', async (t) => {
+  const errors = []
+  const { url } = await start(t, { onRequest: () => ({ status: 204, body: 'no room' }), onError: (e, where) => errors.push([e.message, where]) })
+  t.is((await fetchText(`${url}/api`)).status, 500)
+  await waitFor('onError', () => errors.length === 1)
+  t.deepEqual(errors[0], ['onRequest() result.body must be empty with status 204 (such an answer has no body)', 'onRequest'])
+})
