@@ -143,8 +143,11 @@ export interface ChannelStats {
 export interface ConnectResult {
   /** Channels this stream reads (accept). */
   channels?: string | string[]
-  /** Extra response headers for this stream (accept or deny). */
-  headers?: Record<string, string>
+  /**
+   * Extra response headers for this stream (accept or deny); an array
+   * sends the header once per value.
+   */
+  headers?: Record<string, string | string[]>
   /** Deny with this HTTP status (e.g. 401, 403, 204, 429). */
   status?: number
   /** The body of a denial: string, Buffer or JSON value. */
@@ -173,8 +176,13 @@ export interface HttpReply {
    * `Content-Length`).
    */
   status?: number
-  /** Response headers (`Content-Length` is set for you). */
-  headers?: Record<string, string>
+  /**
+   * Response headers; an array sends the header once per value
+   * (`{ 'Set-Cookie': ['a=1', 'b=2'] }`). `Content-Length` is set for you;
+   * `Connection: 'close'` closes the connection after this reply (no
+   * other `Connection` value is allowed).
+   */
+  headers?: Record<string, string | string[]>
   /**
    * A string (text/plain), a Buffer (application/octet-stream) or any
    * other value (application/json) unless `Content-Type` is given.
@@ -246,11 +254,11 @@ export interface ServerOptions {
    */
   retry?: number
   /**
-   * Extra response headers for event streams. Headers that would break the
-   * stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
-   * `Connection`, …) are refused.
+   * Extra response headers for event streams; an array sends the header
+   * once per value. Headers that would break the stream (`Content-Type`,
+   * `Content-Length`, `Transfer-Encoding`, `Connection`, …) are refused.
    */
-  headers?: Record<string, string>
+  headers?: Record<string, string | string[]>
   /**
    * Events kept per channel for `Last-Event-ID` replay. Default 1000.
    * With history on, events sent without an `id` get an automatic one;

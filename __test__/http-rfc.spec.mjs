@@ -5,8 +5,9 @@ import test from 'ava'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import http from 'node:http'
 import http2 from 'node:http2'
-import { start, fetchText, rawRequest, waitFor } from './helpers.mjs'
+import { createServer, start, fetchText, rawRequest, waitFor } from './helpers.mjs'
 
 /** Sends `request` on a fresh connection and waits for the server to close it. */
 async function exchange(port, request) {
@@ -141,4 +142,58 @@ test('a 204 or 304 reply with a body is a malformed result: 500 and onError', as
   t.is((await fetchText(`${url}/api`)).status, 500)
   await waitFor('onError', () => errors.length === 1)
   t.deepEqual(errors[0], ['onRequest() result.body must be empty with status 204 (such an answer has no body)', 'onRequest'])
+})
+
+// Repeated headers: a value may be an array of strings.
+
+test('onRequest header values may be arrays: two Set-Cookie headers', async (t) => {
+  const { url } = await start(t, { onRequest: () => ({ body: 'ok', headers: { 'Set-Cookie': ['a=1; Path=/', 'b=2; Path=/'] } }) })
+  const res = await fetchText(`${url}/api`)
+  t.is(res.status, 200)
+  t.deepEqual(res.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/'])
+})
+
+test('createServer and onConnect headers may be arrays too, one header line per value', async (t) => {
+  const { url } = await start(t, {
+    keepAlive: 0,
+    headers: { 'Set-Cookie': ['seen=1', 'theme=dark'] },
+    onConnect: () => ({ headers: { Link: ['</a>; rel=preload', '</b>; rel=preload'] } }),
+  })
+  const raw = await new Promise((resolve, reject) => {
+    const req = http.get(`${url}/events`, { agent: false }, (res) => {
+      resolve(res.rawHeaders)
+      req.destroy()
+    })
+    req.on('error', reject)
+  })
+  const lines = []
+  for (let i = 0; i < raw.length; i += 2) lines.push([raw[i].toLowerCase(), raw[i + 1]])
+  const values = (name) => lines.filter(([n]) => n === name).map(([, v]) => v)
+  t.deepEqual(values('set-cookie'), ['seen=1', 'theme=dark'])
+  t.deepEqual(values('link'), ['</a>; rel=preload', '</b>; rel=preload'])
+  t.deepEqual(values('content-type'), ['text/event-stream'])
+})
+
+test('a header array must hold strings and not be empty', (t) => {
+  t.throws(() => createServer({ headers: { 'X-A': [] } }), { instanceOf: TypeError, message: /options\.headers\['X-A'\] must be a string or a non-empty array of strings/ })
+  t.throws(() => createServer({ headers: { 'X-A': ['ok', 5] } }), { instanceOf: TypeError, message: /options\.headers\['X-A'\]\[1\] must be a string, got number/ })
+})
+
+// Connection: close is the one Connection value a reply may set.
+
+test('Connection: close in an onRequest reply closes the connection after it', async (t) => {
+  const { port } = await start(t, { onRequest: (req) => ({ body: req.path, headers: { Connection: 'close' } }) })
+  // Two requests in one go: only the first is answered.
+  const text = await exchange(port, 'GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n')
+  t.true(text.startsWith('HTTP/1.1 200 OK\r\n'), text)
+  t.regex(text, /\r\nconnection: close\r\n/i)
+  t.true(text.endsWith('\r\n\r\n/one'), text)
+})
+
+test('any other Connection value in an onRequest reply is refused with a clear error', async (t) => {
+  const errors = []
+  const { url } = await start(t, { onRequest: () => ({ body: 'x', headers: { Connection: 'keep-alive' } }), onError: (e) => errors.push(e.message) })
+  t.is((await fetchText(`${url}/api`)).status, 500)
+  await waitFor('onError', () => errors.length === 1)
+  t.is(errors[0], "onRequest() result.headers['connection'] may only be 'close' (the server manages keep-alive), got 'keep-alive'")
 })

@@ -314,8 +314,14 @@ fn stream_head(req: &Parts, shared: &Shared) -> Response<ResponseBody> {
     if req.version == Version::HTTP_11 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    for (name, value) in &shared.config.headers {
-        headers.insert(name, value.clone());
+    // A configured header replaces a default one; a repeated one is sent
+    // once per value.
+    let configured = &shared.config.headers;
+    for name in configured.keys() {
+        headers.remove(name);
+        for value in configured.get_all(name) {
+            headers.append(name, value.clone());
+        }
     }
     response
 }

@@ -297,7 +297,21 @@ pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
     }
 }
 
-/// Headers from an object of strings; names in `reserved` are refused.
+/// `one` applied to a value, or to each element of an array (named `what[i]`).
+fn each<T>(v: Unknown, what: &str, one: impl Fn(Unknown, &str) -> Res<T>) -> Res<Vec<T>> {
+    if v.is_array()? {
+        let arr = Object::from_unknown(v)?;
+        let len = arr.get_array_length()?;
+        (0..len)
+            .map(|i| one(arr.get_element::<Unknown>(i)?, &format!("{what}[{i}]")))
+            .collect()
+    } else {
+        Ok(vec![one(v, what)?])
+    }
+}
+
+/// Headers from an object whose values are strings or arrays of strings (a
+/// repeated header, e.g. two `Set-Cookie`); names in `reserved` are refused.
 pub fn headers(v: Unknown, what: &str, reserved: &[&str]) -> Res<Vec<(HeaderName, HeaderValue)>> {
     let obj = object(v, what)?;
     let mut out = Vec::new();
@@ -310,13 +324,20 @@ pub fn headers(v: Unknown, what: &str, reserved: &[&str]) -> Res<Vec<(HeaderName
                 "{entry}: this header is set by the server and would break the response"
             )));
         }
-        let text = string(obj.get_named_property(&key)?, &entry)?;
-        let value = HeaderValue::from_str(&text).map_err(|_| {
-            Bad::Type(format!(
-                "{entry}: not a valid header value (no CR, LF or NUL)"
-            ))
-        })?;
-        out.push((name, value));
+        let value: Unknown = obj.get_named_property(&key)?;
+        if value.is_array()? && Object::from_unknown(value)?.get_array_length()? == 0 {
+            return Err(Bad::Type(format!(
+                "{entry} must be a string or a non-empty array of strings"
+            )));
+        }
+        for text in each(value, &entry, string)? {
+            let value = HeaderValue::from_str(&text).map_err(|_| {
+                Bad::Type(format!(
+                    "{entry}: not a valid header value (no CR, LF or NUL)"
+                ))
+            })?;
+            out.push((name.clone(), value));
+        }
     }
     Ok(out)
 }

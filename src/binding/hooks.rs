@@ -451,15 +451,13 @@ fn accept(
 }
 
 /// Headers an application reply may not set: hyper frames the body itself.
-const REPLY_RESERVED: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-];
+/// (`Connection` may be `close`, see [`reply`].)
+const REPLY_RESERVED: &[&str] = &["content-length", "transfer-encoding", "upgrade"];
 
 /// `{ status, headers, body }` as a [`Reply`]; `default_status` when absent.
-/// A 204 or 304 reply cannot have a body.
+/// `Connection: close` closes the connection after the reply; any other
+/// `Connection` value is refused (the server manages keep-alive). A 204 or
+/// 304 reply cannot have a body.
 fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res<Reply> {
     convert::check_keys(obj, &["status", "headers", "body"], what)?;
     let status = match convert::field(obj, "status")? {
@@ -483,6 +481,15 @@ fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res
         None => Vec::new(),
         Some(h) => convert::headers(h, &format!("{what}.headers"), REPLY_RESERVED)?,
     };
+    if let Some((_, value)) = headers
+        .iter()
+        .find(|(n, v)| n == header::CONNECTION && !v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        return Err(Bad::Type(format!(
+            "{what}.headers['connection'] may only be 'close' (the server manages keep-alive), got '{}'",
+            String::from_utf8_lossy(value.as_bytes())
+        )));
+    }
     let body = match convert::field(obj, "body")? {
         None => bytes::Bytes::new(),
         Some(b) => {

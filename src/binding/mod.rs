@@ -51,10 +51,10 @@ pub struct ServerOptions {
     /// Reconnection delay (ms) sent as `retry:` when each stream opens; the
     /// browser waits this long before reconnecting. Default: not sent.
     pub retry: Option<f64>,
-    /// Extra response headers for event streams. Headers that would break the
-    /// stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
-    /// `Connection`, …) are refused.
-    #[napi(ts_type = "Record<string, string>")]
+    /// Extra response headers for event streams; an array sends the header
+    /// once per value. Headers that would break the stream (`Content-Type`,
+    /// `Content-Length`, `Transfer-Encoding`, `Connection`, …) are refused.
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// Events kept per channel for `Last-Event-ID` replay. Default 1000.
     /// With history on, events sent without an `id` get an automatic one;
@@ -167,8 +167,9 @@ pub struct ConnectResult {
     /// Channels this stream reads (accept).
     #[napi(ts_type = "string | string[]")]
     pub channels: Option<Unknown<'static>>,
-    /// Extra response headers for this stream (accept or deny).
-    #[napi(ts_type = "Record<string, string>")]
+    /// Extra response headers for this stream (accept or deny); an array
+    /// sends the header once per value.
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// Deny with this HTTP status (e.g. 401, 403, 204, 429).
     pub status: Option<f64>,
@@ -183,8 +184,11 @@ pub struct HttpReply {
     /// The status, default 200. A 204 or 304 reply has no body (and no
     /// `Content-Length`).
     pub status: Option<f64>,
-    /// Response headers (`Content-Length` is set for you).
-    #[napi(ts_type = "Record<string, string>")]
+    /// Response headers; an array sends the header once per value
+    /// (`{ 'Set-Cookie': ['a=1', 'b=2'] }`). `Content-Length` is set for you;
+    /// `Connection: 'close'` closes the connection after this reply (no
+    /// other `Connection` value is allowed).
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// A string (text/plain), a Buffer (application/octet-stream) or any
     /// other value (application/json) unless `Content-Type` is given.
