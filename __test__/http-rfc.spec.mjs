@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import http from 'node:http'
 import http2 from 'node:http2'
-import { createServer, start, fetchText, rawRequest, waitFor } from './helpers.mjs'
+import { createServer, start, sseClient, fetchText, rawRequest, waitFor } from './helpers.mjs'
 
 /** Sends `request` on a fresh connection and waits for the server to close it. */
 async function exchange(port, request) {
@@ -196,4 +196,57 @@ test('any other Connection value in an onRequest reply is refused with a clear e
   t.is((await fetchText(`${url}/api`)).status, 500)
   await waitFor('onError', () => errors.length === 1)
   t.is(errors[0], "onRequest() result.headers['connection'] may only be 'close' (the server manages keep-alive), got 'keep-alive'")
+})
+
+// CORS as the cors middleware does it: '*' on every response, and OPTIONS
+// answered by the server.
+
+test("with origin '*' every response carries Access-Control-Allow-Origin: *, with or without Origin", async (t) => {
+  const { port, url } = await everyPath(t, { cors: { origin: '*' } })
+  for (const p of ['/events?x', '/api', '/index.html', '/missing']) {
+    const res = p.startsWith('/events')
+      ? await new Promise((resolve) => {
+          const c = sseClient(`${url}${p}`)
+          const timer = setInterval(() => c.headers && (clearInterval(timer), c.close(), resolve(c)), 10)
+        })
+      : await fetchText(`${url}${p}`)
+    t.is(res.headers['access-control-allow-origin'], '*', p)
+  }
+  t.regex(await exchange(port, 'GET /events HTTP/1.1\r\n\r\n'), /\r\naccess-control-allow-origin: \*\r\n/, 'a 400 too')
+})
+
+test('with credentials or a list of origins, a request without Origin gets no Access-Control-Allow-Origin', async (t) => {
+  for (const cors of [{ origin: '*', credentials: true }, { origin: ['http://a.test'] }]) {
+    const { url } = await start(t, { cors, onRequest: () => ({ body: 'ok' }) })
+    const res = await fetchText(`${url}/api`)
+    t.is(res.headers['access-control-allow-origin'], undefined, JSON.stringify(cors))
+  }
+})
+
+test('with cors, a bare OPTIONS on a stream path is answered 204 with Allow: GET, HEAD, OPTIONS', async (t) => {
+  const { server, port } = await start(t, { cors: { origin: '*' } })
+  const text = await exchange(port, 'OPTIONS /events HTTP/1.1\r\nHost: x\r\n\r\n')
+  t.is(text, 'HTTP/1.1 204 No Content\r\nallow: GET, HEAD, OPTIONS\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\r\n')
+  t.like(server.stats(), { denied: 0, totalConnections: 0 })
+})
+
+test('with cors, a bare OPTIONS on a route is answered 204 with the CORS methods in Allow, without onRequest', async (t) => {
+  let asked = 0
+  const { url } = await start(t, { cors: { origin: ['http://a.test'] }, onRequest: () => (asked++, { status: 405 }) })
+  for (const headers of [{}, { origin: 'http://a.test' }]) {
+    const res = await fetchText(`${url}/api`, { method: 'OPTIONS', headers })
+    t.is(res.status, 204)
+    t.is(res.headers.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS')
+    t.is(res.headers['content-length'], undefined)
+  }
+  t.is(asked, 0)
+  const refused = await fetchText(`${url}/api`, { method: 'OPTIONS', headers: { origin: 'http://evil.test' } })
+  t.is(refused.status, 403, 'a refused origin is still refused')
+})
+
+test('with cors and only static files, a bare OPTIONS lists GET, HEAD, OPTIONS', async (t) => {
+  const { url } = await start(t, { cors: { origin: '*' }, static: staticRoot(t) })
+  const res = await fetchText(`${url}/index.html`, { method: 'OPTIONS' })
+  t.is(res.status, 204)
+  t.is(res.headers.allow, 'GET, HEAD, OPTIONS')
 })

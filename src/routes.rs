@@ -1,14 +1,14 @@
 //! Request handling: where each request goes and what it gets.
 //!
 //! Order: a request that breaks HTTP/1.1's message rules is answered 400;
-//! a CORS preflight is answered next (when CORS is configured); then stream
-//! paths, then the application's `on_request` route handler, then static
-//! files, then 404. Every refusal is an HTTP answer with a reason, never a
-//! dropped connection.
+//! a CORS preflight (or, with CORS configured, any `OPTIONS`) is answered
+//! next; then stream paths, then the application's `on_request` route
+//! handler, then static files, then 404. Every refusal is an HTTP answer with
+//! a reason, never a dropped connection.
 
 use crate::body::ResponseBody;
 use crate::connection::ConnState;
-use crate::cors::{is_preflight, Verdict};
+use crate::cors::{is_preflight, Cors, Verdict, ALLOWED_METHODS};
 use crate::event::encode_comment;
 use crate::hooks::{
     within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
@@ -42,11 +42,13 @@ pub(crate) fn is_stream_path(shared: &Shared, path: &str) -> bool {
 }
 
 /// The CORS decision for a request, or the answer to give at once (a
-/// preflight, a refused origin, a failing origin function).
+/// preflight, a bare `OPTIONS`, a refused origin, a failing origin function).
+/// `allow` is what the path answers to, for a bare `OPTIONS`.
 async fn cors_gate(
     parts: &Parts,
     shared: &Shared,
     is_stream: bool,
+    allow: &'static str,
 ) -> Result<Verdict, Response<ResponseBody>> {
     let Some(cors) = &shared.config.cors else {
         return Ok(Verdict::SameOrigin);
@@ -63,10 +65,7 @@ async fn cors_gate(
         return Err(match verdict {
             Verdict::Allowed(mut headers) => {
                 headers.extend(cors.preflight_headers(&parts.headers));
-                let mut response = Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(ResponseBody::Empty)
-                    .expect("preflight response is valid");
+                let mut response = no_content();
                 append(&mut response, headers);
                 response
             }
@@ -79,6 +78,18 @@ async fn cors_gate(
         }
         return Err(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
     }
+    if parts.method == Method::OPTIONS {
+        // Not a preflight: what the path answers to, as the `cors`
+        // middleware does, rather than 405.
+        let mut response = no_content();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Verdict::Allowed(headers) = verdict {
+            append(&mut response, headers);
+        }
+        return Err(response);
+    }
     Ok(verdict)
 }
 
@@ -90,7 +101,7 @@ pub(crate) async fn route(
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let (parts, body) = req.into_parts();
-    if let Some(answer) = refuse_malformed(&parts) {
+    if let Some(answer) = refuse_malformed(&shared, &parts) {
         return Ok(answer);
     }
     if is_stream_path(&shared, parts.uri.path()) {
@@ -102,27 +113,64 @@ pub(crate) async fn route(
             }
         });
     }
-    let verdict = match cors_gate(&parts, &shared, false).await {
-        Ok(v) => v,
-        Err(answer) => return Ok(answer),
+    let mut response = match cors_gate(&parts, &shared, false, allow(&shared, true)).await {
+        Ok(verdict) => {
+            let mut response = serve_plain(parts, body, &shared, peer).await;
+            if let Verdict::Allowed(headers) = verdict {
+                append(&mut response, headers);
+            }
+            response
+        }
+        Err(answer) => answer,
     };
-    let mut response = serve_plain(parts, body, &shared, peer).await;
-    if let Verdict::Allowed(headers) = verdict {
-        append(&mut response, headers);
-    }
+    finish(&shared, &mut response);
     Ok(response)
 }
 
 /// A request that breaks HTTP/1.1's message rules ([`check_request`]),
 /// answered: 400 with the reason, and the connection closes after it. Both
 /// paths ask: hyper's for every request, the direct one before a stream.
-pub(crate) fn refuse_malformed(parts: &Parts) -> Option<Response<ResponseBody>> {
+pub(crate) fn refuse_malformed(shared: &Shared, parts: &Parts) -> Option<Response<ResponseBody>> {
     let why = check_request(parts).err()?;
     let mut response = plain(StatusCode::BAD_REQUEST, why.reason());
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    finish(shared, &mut response);
     Some(response)
+}
+
+/// What every response gets last: with a public CORS policy
+/// ([`Cors::is_public`]), `Access-Control-Allow-Origin: *`, whether the
+/// request sent an `Origin` or not.
+fn finish(shared: &Shared, response: &mut Response<ResponseBody>) {
+    if shared.config.cors.as_ref().is_some_and(Cors::is_public) {
+        response
+            .headers_mut()
+            .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .or_insert(HeaderValue::from_static("*"));
+    }
+}
+
+/// The methods a path answers to, for `Allow`: a stream path or static
+/// files take GET and HEAD; routes (`routes`, with `on_request`) may take
+/// any; OPTIONS is answered only with CORS configured.
+fn allow(shared: &Shared, routes: bool) -> &'static str {
+    match (
+        &shared.config.cors,
+        routes && shared.config.hooks.on_request.is_some(),
+    ) {
+        (None, _) => "GET, HEAD",
+        (Some(_), true) => ALLOWED_METHODS,
+        (Some(_), false) => "GET, HEAD, OPTIONS",
+    }
+}
+
+fn no_content() -> Response<ResponseBody> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(ResponseBody::Empty)
+        .expect("a 204 response is valid")
 }
 
 /// Answers a request to a stream path: limits, CORS, method, the connect
@@ -138,6 +186,19 @@ pub(crate) async fn stream_request(
     conn: &Arc<ConnState>,
     peer: SocketAddr,
 ) -> Outcome {
+    let mut outcome = decide_stream(parts, shared, conn, peer).await;
+    match &mut outcome {
+        Outcome::Reply(r) | Outcome::Stream(r, _) => finish(shared, r),
+    }
+    outcome
+}
+
+async fn decide_stream(
+    parts: &Parts,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    peer: SocketAddr,
+) -> Outcome {
     let candidate = match parts.method {
         Method::GET => {
             let candidate = Candidate::new(parts, shared, peer);
@@ -148,7 +209,7 @@ pub(crate) async fn stream_request(
         }
         _ => None,
     };
-    let verdict = match cors_gate(parts, shared, true).await {
+    let verdict = match cors_gate(parts, shared, true, allow(shared, false)).await {
         Ok(v) => v,
         Err(answer) => return Outcome::Reply(answer),
     };
@@ -157,7 +218,7 @@ pub(crate) async fn stream_request(
             open_stream(candidate, permit, shared, conn).await
         }
         (&Method::HEAD, _) => Outcome::Reply(stream_head(parts, shared)),
-        _ => Outcome::Reply(method_not_allowed()),
+        _ => Outcome::Reply(method_not_allowed(shared)),
     };
     if let Verdict::Allowed(headers) = verdict {
         match &mut outcome {
@@ -276,11 +337,13 @@ fn request_info(req: &Parts, peer: SocketAddr) -> Arc<RequestInfo> {
     })
 }
 
-pub(crate) fn method_not_allowed() -> Response<ResponseBody> {
+/// 405 for a stream path or static files, which take GET and HEAD only.
+fn method_not_allowed(shared: &Shared) -> Response<ResponseBody> {
     let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static(allow(shared, false)),
+    );
     response
 }
 
@@ -532,7 +595,7 @@ async fn serve_plain(
             let query = (!request.query.is_empty()).then_some(request.query.as_str());
             root.serve(&method, &request.path, query, &headers).await
         }
-        (Some(_), _) => method_not_allowed(),
+        (Some(_), _) => method_not_allowed(shared),
         (None, _) => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

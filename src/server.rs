@@ -687,7 +687,7 @@ async fn prepare(
         let version = first.parts.version;
         let head_only = first.parts.method == http::Method::HEAD;
         // hyper is not here to refuse a request it could not frame.
-        let outcome = match refuse_malformed(&first.parts) {
+        let outcome = match refuse_malformed(&shared, &first.parts) {
             Some(answer) => Outcome::Reply(answer),
             None => stream_request(&first.parts, &shared, &state, peer).await,
         };
