@@ -224,7 +224,9 @@ export interface ListenAddress {
 export interface SendOptions {
   /**
    * The channel or channels; default `'default'`, the channel every
-   * stream reads unless `onConnect` or the query chose others.
+   * stream reads unless `onConnect` or the query chose others. A channel
+   * name is non-empty, has no control characters and is at most 256
+   * bytes long.
    */
   channel?: string | string[]
 }

@@ -250,3 +250,64 @@ test('with cors and only static files, a bare OPTIONS lists GET, HEAD, OPTIONS',
   t.is(res.status, 204)
   t.is(res.headers.allow, 'GET, HEAD, OPTIONS')
 })
+
+// Channel names: non-empty, no control characters, at most 256 bytes,
+// wherever they enter.
+
+const badNames = [
+  ['', /"" is not a channel name: it must not be empty/],
+  ['a\nb', /"a\\nb" is not a channel name: it must not contain control characters/],
+  ['nul\0', /"nul\\0" is not a channel name: it must not contain control characters/],
+  ['x'.repeat(257), /"x{40}"… is not a channel name: it must be at most 256 bytes long/],
+]
+
+test('send and comment refuse bad channel names with a TypeError naming the field and the channel', async (t) => {
+  const { server } = await start(t)
+  for (const [name, message] of badNames) {
+    t.throws(() => server.send('x', { channel: name }), { instanceOf: TypeError, message: new RegExp(`^send\\(\\): options\\.channel ${message.source}`) })
+    t.throws(() => server.comment('x', { channel: ['ok', name] }), { instanceOf: TypeError, message: new RegExp(`^comment\\(\\): options\\.channel\\[1\\] ${message.source}`) })
+  }
+  t.is(server.stats().eventsSent, 0)
+})
+
+test('a channel name of exactly 256 bytes is accepted', async (t) => {
+  const { server, url } = await start(t, { keepAlive: 0, channelsFromQuery: true })
+  const name = 'é'.repeat(128)
+  const c = sseClient(`${url}/events`, { query: `?channel=${encodeURIComponent(name)}` })
+  t.teardown(() => c.close())
+  await waitFor('the stream', () => server.stats().connections === 1)
+  server.send('hi', { channel: name })
+  await waitFor('the event', () => c.events.length === 1)
+  t.is(c.status, 200)
+})
+
+test('a bad channel in an onConnect result answers 500 and is reported', async (t) => {
+  const errors = []
+  const { url } = await start(t, { onConnect: () => ({ channels: ['ok', 'line\r\nbreak'] }), onError: (e, where) => errors.push([e.message, where]) })
+  t.is((await fetchText(`${url}/events`)).status, 500)
+  await waitFor('onError', () => errors.length === 1)
+  t.deepEqual(errors[0], ['onConnect() result.channels[1] "line\\r\\nbreak" is not a channel name: it must not contain control characters (CR, LF, NUL, tab, …)', 'onConnect'])
+})
+
+test('a bad ?channel= is answered 400 with the reason', async (t) => {
+  const { server, url } = await start(t, { channelsFromQuery: true })
+  const cases = [
+    ['', 'bad request: a ?channel= name must not be empty\n'],
+    ['a%0Ab', 'bad request: a ?channel= name must not contain control characters (CR, LF, NUL, tab, …)\n'],
+    ['x'.repeat(257), 'bad request: a ?channel= name must be at most 256 bytes long\n'],
+  ]
+  for (const [value, reason] of cases) {
+    const res = await fetchText(`${url}/events?channel=ok&channel=${value}`)
+    t.is(res.status, 400, value)
+    t.is(res.body, reason)
+  }
+  t.like(server.stats(), { connections: 0, totalConnections: 0 })
+})
+
+test('without channelsFromQuery, ?channel= is not looked at', async (t) => {
+  const { url } = await start(t, { keepAlive: 0 })
+  const c = sseClient(`${url}/events`, { query: '?channel=' })
+  t.teardown(() => c.close())
+  await waitFor('the stream', () => c.status !== undefined || c.ended)
+  t.is(c.status, 200)
+})

@@ -7,6 +7,7 @@
 //! a reason, never a dropped connection.
 
 use crate::body::ResponseBody;
+use crate::channel::{check_name, BadName};
 use crate::connection::ConnState;
 use crate::cors::{is_preflight, Cors, Verdict, ALLOWED_METHODS};
 use crate::event::encode_comment;
@@ -201,7 +202,10 @@ async fn decide_stream(
 ) -> Outcome {
     let candidate = match parts.method {
         Method::GET => {
-            let candidate = Candidate::new(parts, shared, peer);
+            let candidate = match Candidate::new(parts, shared, peer) {
+                Ok(candidate) => candidate,
+                Err(bad) => return Outcome::Reply(bad_channel(bad)),
+            };
             match shared.limits.acquire(peer.ip()) {
                 Ok(permit) => Some((candidate, permit)),
                 Err(refusal) => return candidate.deny(shared, limit_refusal(refusal)),
@@ -390,8 +394,8 @@ fn stream_head(req: &Parts, shared: &Shared) -> Response<ResponseBody> {
 }
 
 /// What a stream request asks for: channels (from the query when allowed)
-/// and the id to resume after.
-fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) {
+/// and the id to resume after; or why a `?channel=` is not a channel name.
+fn stream_params(req: &Parts, shared: &Shared) -> Result<(Vec<String>, Option<String>), BadName> {
     let mut channels = Vec::new();
     let mut last_event_id = req
         .headers
@@ -399,7 +403,8 @@ fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) 
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     for (key, value) in form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()) {
         match &*key {
-            "channel" if shared.config.channels_from_query && !value.is_empty() => {
+            "channel" if shared.config.channels_from_query => {
+                check_name(&value)?;
                 channels.push(value.into_owned())
             }
             "lastEventId" if last_event_id.is_none() => last_event_id = Some(value.into_owned()),
@@ -409,11 +414,19 @@ fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) 
     if channels.is_empty() {
         channels.push(DEFAULT_CHANNEL.to_owned());
     }
-    (channels, last_event_id)
+    Ok((channels, last_event_id))
+}
+
+fn bad_channel(why: BadName) -> Response<ResponseBody> {
+    plain(
+        StatusCode::BAD_REQUEST,
+        format!("bad request: a ?channel= name {why}\n"),
+    )
 }
 
 /// A GET on a stream path before it is decided: what it asks for, and the
-/// client as the hooks see it.
+/// client as the hooks see it. A `?channel=` that is not a channel name is
+/// refused when it is made (400, see [`bad_channel`]).
 struct Candidate<'a> {
     req: &'a Parts,
     peer: SocketAddr,
@@ -426,10 +439,10 @@ struct Candidate<'a> {
 }
 
 impl<'a> Candidate<'a> {
-    fn new(req: &'a Parts, shared: &Shared, peer: SocketAddr) -> Self {
+    fn new(req: &'a Parts, shared: &Shared, peer: SocketAddr) -> Result<Self, BadName> {
         let hooks = &shared.config.hooks;
-        let (channels, last_event_id) = stream_params(req, shared);
-        Candidate {
+        let (channels, last_event_id) = stream_params(req, shared)?;
+        Ok(Candidate {
             req,
             peer,
             id: shared.hub.next_client_id(),
@@ -439,7 +452,7 @@ impl<'a> Candidate<'a> {
                 || hooks.on_connection.is_some()
                 || hooks.on_disconnect.is_some())
             .then(|| request_info(req, peer)),
-        }
+        })
     }
 
     /// The client as the hooks see it, reading `channels`.

@@ -277,24 +277,15 @@ pub fn event(env: &Env, value: Unknown, context: &str) -> Res<Event> {
     Ok(ev)
 }
 
-/// Channel names from a string or an array of strings (non-empty names).
-pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
-    let one = |v: Unknown, what: &str| -> Res<String> {
-        let name = string(v, what)?;
-        if name.is_empty() {
+/// Non-empty strings, from a string or an array of them.
+pub fn strings(v: Unknown, what: &str) -> Res<Vec<String>> {
+    each(v, what, |v, what| {
+        let text = string(v, what)?;
+        if text.is_empty() {
             return Err(Bad::Type(format!("{what} must not be empty")));
         }
-        Ok(name)
-    };
-    if v.is_array()? {
-        let arr = Object::from_unknown(v)?;
-        let len = arr.get_array_length()?;
-        (0..len)
-            .map(|i| one(arr.get_element::<Unknown>(i)?, &format!("{what}[{i}]")))
-            .collect()
-    } else {
-        Ok(vec![one(v, what)?])
-    }
+        Ok(text)
+    })
 }
 
 /// `one` applied to a value, or to each element of an array (named `what[i]`).
@@ -307,6 +298,32 @@ fn each<T>(v: Unknown, what: &str, one: impl Fn(Unknown, &str) -> Res<T>) -> Res
             .collect()
     } else {
         Ok(vec![one(v, what)?])
+    }
+}
+
+/// Channel names from a string or an array of strings, each held to the
+/// engine's rule ([`crate::channel::check_name`]); a refusal names the field
+/// and the channel.
+pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
+    each(v, what, |v, what| {
+        let name = string(v, what)?;
+        crate::channel::check_name(&name).map_err(|why| {
+            Bad::Type(format!(
+                "{what} {} is not a channel name: it {why}",
+                shown(&name)
+            ))
+        })?;
+        Ok(name)
+    })
+}
+
+/// A user's string for an error message: quoted, control characters
+/// escaped, and cut short when long.
+fn shown(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
     }
 }
 

@@ -220,7 +220,9 @@ pub struct SseEvent {
 #[napi(object, object_to_js = false)]
 pub struct SendOptions {
     /// The channel or channels; default `'default'`, the channel every
-    /// stream reads unless `onConnect` or the query chose others.
+    /// stream reads unless `onConnect` or the query chose others. A channel
+    /// name is non-empty, has no control characters and is at most 256
+    /// bytes long.
     #[napi(ts_type = "string | string[]")]
     pub channel: Option<Unknown<'static>>,
 }

@@ -280,7 +280,7 @@ fn cors(env: &Env, value: Unknown) -> Res<Cors> {
             ValueType::Function => hooks::origin_predicate(env, o)?,
             ValueType::String if String::from_unknown(o)? == "*" => AllowOrigin::Any,
             _ => {
-                let list = convert::channels(o, &format!("{what}.origin"))?;
+                let list = convert::strings(o, &format!("{what}.origin"))?;
                 for origin in &list {
                     if !(origin.starts_with("http://") || origin.starts_with("https://"))
                         || origin.ends_with('/')
