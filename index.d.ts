@@ -143,8 +143,11 @@ export interface ChannelStats {
 export interface ConnectResult {
   /** Channels this stream reads (accept). */
   channels?: string | string[]
-  /** Extra response headers for this stream (accept or deny). */
-  headers?: Record<string, string>
+  /**
+   * Extra response headers for this stream (accept or deny); an array
+   * sends the header once per value.
+   */
+  headers?: Record<string, string | string[]>
   /** Deny with this HTTP status (e.g. 401, 403, 204, 429). */
   status?: number
   /** The body of a denial: string, Buffer or JSON value. */
@@ -168,10 +171,18 @@ export declare function createServer(options?: ServerOptions): Server
 
 /** What `onRequest` may return. */
 export interface HttpReply {
-  /** The status, default 200. */
+  /**
+   * The status, default 200. A 204 or 304 reply has no body (and no
+   * `Content-Length`).
+   */
   status?: number
-  /** Response headers (`Content-Length` is set for you). */
-  headers?: Record<string, string>
+  /**
+   * Response headers; an array sends the header once per value
+   * (`{ 'Set-Cookie': ['a=1', 'b=2'] }`). `Content-Length` is set for you;
+   * `Connection: 'close'` closes the connection after this reply (no
+   * other `Connection` value is allowed).
+   */
+  headers?: Record<string, string | string[]>
   /**
    * A string (text/plain), a Buffer (application/octet-stream) or any
    * other value (application/json) unless `Content-Type` is given.
@@ -213,7 +224,9 @@ export interface ListenAddress {
 export interface SendOptions {
   /**
    * The channel or channels; default `'default'`, the channel every
-   * stream reads unless `onConnect` or the query chose others.
+   * stream reads unless `onConnect` or the query chose others. A channel
+   * name is non-empty, has no control characters and is at most 256
+   * bytes long.
    */
   channel?: string | string[]
 }
@@ -243,11 +256,11 @@ export interface ServerOptions {
    */
   retry?: number
   /**
-   * Extra response headers for event streams. Headers that would break the
-   * stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
-   * `Connection`, …) are refused.
+   * Extra response headers for event streams; an array sends the header
+   * once per value. Headers that would break the stream (`Content-Type`,
+   * `Content-Length`, `Transfer-Encoding`, `Connection`, …) are refused.
    */
-  headers?: Record<string, string>
+  headers?: Record<string, string | string[]>
   /**
    * Events kept per channel for `Last-Event-ID` replay. Default 1000.
    * With history on, events sent without an `id` get an automatic one;
@@ -307,10 +320,12 @@ export interface ServerOptions {
    */
   onRequest?: (request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>
   /**
-   * Receives errors thrown by your hooks, with where they happened
-   * (`'onConnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
-   * problems (`'redis'`). Without it they go to
-   * `console.error`.
+   * Receives what your hooks threw or rejected with (the value as it is),
+   * with where it happened (`'onConnect'`, `'onConnection'`,
+   * `'onDisconnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
+   * problems (`'redis'`). Without it they go to `console.error`. No hook
+   * failure stops the server: if `onError` itself throws or rejects, that
+   * goes to `console.error` (and to standard error if that fails too).
    */
   onError?: (error: Error, where: string) => void
   /**
@@ -321,9 +336,17 @@ export interface ServerOptions {
    * then echoed, never `*`. `maxAge`: preflight cache seconds (600).
    */
   cors?: { origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }
-  /** Most streams open at once; beyond it new streams get 503. */
+  /**
+   * Most streams held at once: open streams plus stream requests still
+   * waiting for `onConnect` or a `cors.origin` function. Beyond it new
+   * stream requests get 503 with `Retry-After`. Routes (`onRequest`,
+   * static files) are not counted. Default unlimited.
+   */
   maxConnections?: number
-  /** Most streams open at once from one IP address; beyond it 429. */
+  /**
+   * The same count per client IP address; beyond it 429 with
+   * `Retry-After`. Default unlimited.
+   */
   maxConnectionsPerIp?: number
   /**
    * Milliseconds a client may take to send its request head; then 408
@@ -334,6 +357,14 @@ export interface ServerOptions {
   maxHeaderBytes?: number
   /** Largest request body read for `onRequest` (413 beyond). Default 1048576. */
   maxBodyBytes?: number
+  /**
+   * Milliseconds a request waits for `onConnect`, `onRequest` or a
+   * `cors.origin` function to settle. Then it is answered without the hook
+   * (503 with `Retry-After` for a stream request, 504 for a route), the
+   * hook's late result is discarded, and `onError` gets an `Error` with
+   * `code: 'ERR_HOOK_TIMEOUT'`. Default 10000; 0 waits as long as it takes.
+   */
+  hookTimeout?: number
   /**
    * Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
    * intermediate certificates. ALPN offers `h2` and `http/1.1`, so

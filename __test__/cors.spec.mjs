@@ -11,7 +11,7 @@ test("origin '*' without credentials answers *", async (t) => {
   t.is(res.headers['access-control-allow-origin'], '*')
   t.is(res.headers['access-control-allow-credentials'], undefined)
   const noOrigin = await fetchText(`${url}/api`)
-  t.is(noOrigin.headers['access-control-allow-origin'], undefined)
+  t.is(noOrigin.headers['access-control-allow-origin'], '*', 'on every response, as the cors middleware does')
 })
 
 test('credentials echo the origin, never *, and vary on Origin', async (t) => {

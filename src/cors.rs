@@ -52,7 +52,19 @@ pub enum Verdict {
     Refused,
 }
 
+/// The methods a preflight answer allows (and what a bare `OPTIONS` to a
+/// route lists in `Allow`): the application's routes may take any of them.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 impl Cors {
+    /// Whether every response may say `Access-Control-Allow-Origin: *`:
+    /// any origin, and no credentials (which never go with `*`). Then every
+    /// response says it, whether the request has an `Origin` or not, as the
+    /// `cors` middleware for Node does.
+    pub fn is_public(&self) -> bool {
+        matches!(self.origin, AllowOrigin::Any) && !self.credentials
+    }
+
     /// Judges a request's `Origin`; the application's predicate may run here.
     pub async fn check(&self, headers: &HeaderMap) -> Result<Verdict, crate::hooks::HookError> {
         let Some(origin) = headers.get(header::ORIGIN) else {
@@ -70,7 +82,7 @@ impl Cors {
             return Ok(Verdict::Refused);
         }
         let mut out = Vec::new();
-        if matches!(self.origin, AllowOrigin::Any) && !self.credentials {
+        if self.is_public() {
             out.push((
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
@@ -94,7 +106,7 @@ impl Cors {
         let mut out = vec![
             (
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                HeaderValue::from_static(ALLOWED_METHODS),
             ),
             (
                 header::ACCESS_CONTROL_MAX_AGE,
@@ -151,6 +163,18 @@ mod tests {
             block_on(cors.check(&HeaderMap::new())).unwrap(),
             Verdict::SameOrigin
         );
+    }
+
+    #[test]
+    fn only_any_origin_without_credentials_is_public() {
+        let cors = |origin, credentials| Cors {
+            origin,
+            credentials,
+            max_age: 600,
+        };
+        assert!(cors(AllowOrigin::Any, false).is_public());
+        assert!(!cors(AllowOrigin::Any, true).is_public());
+        assert!(!cors(AllowOrigin::List(vec!["http://a.test".into()]), false).is_public());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! The engine calls these hooks; the JavaScript binding implements them with
 //! threadsafe functions, and `cargo test` with closures. A hook that fails
 //! (throws, rejects, returns something malformed) never takes the server down:
-//! the request gets a 500 and the error goes to `on_error`.
+//! the request gets a 500 and the error goes to `on_error`. Nor can one that
+//! never settles hold a request forever: [`within`] bounds the wait
+//! (`hookTimeout`), and the request is answered without it.
 
 use crate::hub::EndReason;
 use bytes::Bytes;
@@ -12,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Any error a hook reports.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,5 +134,103 @@ impl Hooks {
             Some(on_error) => on_error(context, error),
             None => eprintln!("hyper-sse: {context} failed: {error}"),
         }
+    }
+}
+
+/// A hook that did not settle within the hook time limit (`hookTimeout`):
+/// the request was answered without it, and whatever it settles to later is
+/// discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookTimeout {
+    /// The hook: `onConnect`, `onRequest` or `cors.origin`.
+    pub hook: &'static str,
+    /// The limit it ran out of.
+    pub limit: Duration,
+    /// What the request was answered instead: 503 for a stream request, 504
+    /// for a route.
+    pub status: StatusCode,
+}
+
+impl std::fmt::Display for HookTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} did not settle within {} ms (hookTimeout); the request was answered {}",
+            self.hook,
+            self.limit.as_millis(),
+            self.status.as_u16()
+        )
+    }
+}
+
+impl std::error::Error for HookTimeout {}
+
+/// Why a hook gave no answer.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// It failed: threw, rejected, returned something malformed.
+    Failed(HookError),
+    /// It had not settled when this limit ran out.
+    TimedOut(Duration),
+}
+
+/// Awaits a hook's answer for at most `limit` (`None`: as long as it takes).
+/// On a time-out the hook's future is dropped, so a late answer goes nowhere.
+pub async fn within<T>(
+    limit: Option<Duration>,
+    answer: impl Future<Output = Result<T, HookError>>,
+) -> Result<T, Unanswered> {
+    let answer = async { answer.await.map_err(Unanswered::Failed) };
+    match limit {
+        None => answer.await,
+        Some(limit) => tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or(Err(Unanswered::TimedOut(limit))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_within_the_limit_is_taken() {
+        let answer = async { Ok::<_, HookError>(7) };
+        assert_eq!(
+            within(Some(Duration::from_secs(60)), answer).await.unwrap(),
+            7
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_never_settles_times_out() {
+        let never = std::future::pending::<Result<(), HookError>>();
+        let limit = Duration::from_millis(20);
+        assert!(matches!(
+            within(Some(limit), never).await,
+            Err(Unanswered::TimedOut(l)) if l == limit
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_passed_on() {
+        let failing = async { Err::<(), HookError>("boom".into()) };
+        match within(None, failing).await {
+            Err(Unanswered::Failed(e)) => assert_eq!(e.to_string(), "boom"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_time_out_names_the_hook_the_limit_and_the_answer() {
+        let e = HookTimeout {
+            hook: "onConnect",
+            limit: Duration::from_millis(250),
+            status: StatusCode::SERVICE_UNAVAILABLE,
+        };
+        assert_eq!(
+            e.to_string(),
+            "onConnect did not settle within 250 ms (hookTimeout); the request was answered 503"
+        );
     }
 }

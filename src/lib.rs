@@ -11,6 +11,7 @@
 pub mod backplane;
 pub mod binding;
 pub mod body;
+pub mod channel;
 pub mod connection;
 pub mod cors;
 pub mod direct;

@@ -1,17 +1,22 @@
 //! Request handling: where each request goes and what it gets.
 //!
-//! Order: a CORS preflight is answered first (when CORS is configured); then
-//! stream paths, then the application's `on_request` route handler, then
-//! static files, then 404. Every refusal is an HTTP answer with a reason,
-//! never a dropped connection.
+//! Order: a request that breaks HTTP/1.1's message rules is answered 400;
+//! a CORS preflight (or, with CORS configured, any `OPTIONS`) is answered
+//! next; then stream paths, then the application's `on_request` route
+//! handler, then static files, then 404. Every refusal is an HTTP answer with
+//! a reason, never a dropped connection.
 
 use crate::body::ResponseBody;
+use crate::channel::{check_name, BadName};
 use crate::connection::ConnState;
-use crate::cors::{is_preflight, Verdict};
+use crate::cors::{is_preflight, Cors, Verdict, ALLOWED_METHODS};
 use crate::event::encode_comment;
-use crate::hooks::{ClientInfo, Decision, PlainRequest, Reply, RequestInfo};
+use crate::hooks::{
+    within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
+};
+use crate::http1::{check_request, forbids_body};
 use crate::hub::{EndReason, DEFAULT_CHANNEL};
-use crate::limits::Refusal;
+use crate::limits::{Permit, Refusal};
 use crate::server::Shared;
 use crate::static_files::plain;
 use crate::stream::EventStream;
@@ -38,11 +43,13 @@ pub(crate) fn is_stream_path(shared: &Shared, path: &str) -> bool {
 }
 
 /// The CORS decision for a request, or the answer to give at once (a
-/// preflight, a refused origin, a failing origin function).
+/// preflight, a bare `OPTIONS`, a refused origin, a failing origin function).
+/// `allow` is what the path answers to, for a bare `OPTIONS`.
 async fn cors_gate(
     parts: &Parts,
     shared: &Shared,
     is_stream: bool,
+    allow: &'static str,
 ) -> Result<Verdict, Response<ResponseBody>> {
     let Some(cors) = &shared.config.cors else {
         return Ok(Verdict::SameOrigin);
@@ -50,22 +57,16 @@ async fn cors_gate(
     let verdict = if same_origin(&parts.headers) {
         Verdict::SameOrigin
     } else {
-        match cors.check(&parts.headers).await {
+        match within(shared.config.hook_timeout, cors.check(&parts.headers)).await {
             Ok(v) => v,
-            Err(e) => {
-                shared.config.hooks.report("cors.origin", e);
-                return Err(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
-            }
+            Err(why) => return Err(unanswered(shared, "cors.origin", why, is_stream)),
         }
     };
     if is_preflight(&parts.method, &parts.headers) {
         return Err(match verdict {
             Verdict::Allowed(mut headers) => {
                 headers.extend(cors.preflight_headers(&parts.headers));
-                let mut response = Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(ResponseBody::Empty)
-                    .expect("preflight response is valid");
+                let mut response = no_content();
                 append(&mut response, headers);
                 response
             }
@@ -78,6 +79,18 @@ async fn cors_gate(
         }
         return Err(plain(StatusCode::FORBIDDEN, "origin not allowed\n"));
     }
+    if parts.method == Method::OPTIONS {
+        // Not a preflight: what the path answers to, as the `cors`
+        // middleware does, rather than 405.
+        let mut response = no_content();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Verdict::Allowed(headers) = verdict {
+            append(&mut response, headers);
+        }
+        return Err(response);
+    }
     Ok(verdict)
 }
 
@@ -89,6 +102,9 @@ pub(crate) async fn route(
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let (parts, body) = req.into_parts();
+    if let Some(answer) = refuse_malformed(&shared, &parts) {
+        return Ok(answer);
+    }
     if is_stream_path(&shared, parts.uri.path()) {
         return Ok(match stream_request(&parts, &shared, &conn, peer).await {
             Outcome::Reply(response) => response,
@@ -98,36 +114,187 @@ pub(crate) async fn route(
             }
         });
     }
-    let verdict = match cors_gate(&parts, &shared, false).await {
-        Ok(v) => v,
-        Err(answer) => return Ok(answer),
+    let mut response = match cors_gate(&parts, &shared, false, allow(&shared, true)).await {
+        Ok(verdict) => {
+            let mut response = serve_plain(parts, body, &shared, peer).await;
+            if let Verdict::Allowed(headers) = verdict {
+                append(&mut response, headers);
+            }
+            response
+        }
+        Err(answer) => answer,
     };
-    let mut response = serve_plain(parts, body, &shared, peer).await;
-    if let Verdict::Allowed(headers) = verdict {
-        append(&mut response, headers);
-    }
+    finish(&shared, &mut response);
     Ok(response)
 }
 
-/// Answers a request to a stream path: CORS, method, limits, the connect
+/// A request that breaks HTTP/1.1's message rules ([`check_request`]),
+/// answered: 400 with the reason, and the connection closes after it. Both
+/// paths ask: hyper's for every request, the direct one before a stream.
+pub(crate) fn refuse_malformed(shared: &Shared, parts: &Parts) -> Option<Response<ResponseBody>> {
+    let why = check_request(parts).err()?;
+    let mut response = plain(StatusCode::BAD_REQUEST, why.reason());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    finish(shared, &mut response);
+    Some(response)
+}
+
+/// What every response gets last: with a public CORS policy
+/// ([`Cors::is_public`]), `Access-Control-Allow-Origin: *`, whether the
+/// request sent an `Origin` or not.
+fn finish(shared: &Shared, response: &mut Response<ResponseBody>) {
+    if shared.config.cors.as_ref().is_some_and(Cors::is_public) {
+        response
+            .headers_mut()
+            .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .or_insert(HeaderValue::from_static("*"));
+    }
+}
+
+/// The methods a path answers to, for `Allow`: a stream path or static
+/// files take GET and HEAD; routes (`routes`, with `on_request`) may take
+/// any; OPTIONS is answered only with CORS configured.
+fn allow(shared: &Shared, routes: bool) -> &'static str {
+    match (
+        &shared.config.cors,
+        routes && shared.config.hooks.on_request.is_some(),
+    ) {
+        (None, _) => "GET, HEAD",
+        (Some(_), true) => ALLOWED_METHODS,
+        (Some(_), false) => "GET, HEAD, OPTIONS",
+    }
+}
+
+fn no_content() -> Response<ResponseBody> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(ResponseBody::Empty)
+        .expect("a 204 response is valid")
+}
+
+/// Answers a request to a stream path: limits, CORS, method, the connect
 /// hook, then the stream. Shared by hyper's path and the direct one.
+///
+/// A GET takes its connection slot before anything is decided, so a request
+/// still waiting for the CORS origin function or `onConnect` counts against
+/// `maxConnections` (and `maxConnectionsPerIp`) like an open stream; the
+/// hook time limit bounds how long it can hold it.
 pub(crate) async fn stream_request(
     parts: &Parts,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     peer: SocketAddr,
 ) -> Outcome {
-    let verdict = match cors_gate(parts, shared, true).await {
+    let mut outcome = decide_stream(parts, shared, conn, peer).await;
+    match &mut outcome {
+        Outcome::Reply(r) | Outcome::Stream(r, _) => finish(shared, r),
+    }
+    outcome
+}
+
+async fn decide_stream(
+    parts: &Parts,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    peer: SocketAddr,
+) -> Outcome {
+    let candidate = match parts.method {
+        Method::GET => {
+            let candidate = match Candidate::new(parts, shared, peer) {
+                Ok(candidate) => candidate,
+                Err(bad) => return Outcome::Reply(bad_channel(bad)),
+            };
+            match shared.limits.acquire(peer.ip()) {
+                Ok(permit) => Some((candidate, permit)),
+                Err(refusal) => return candidate.deny(shared, limit_refusal(refusal)),
+            }
+        }
+        _ => None,
+    };
+    let verdict = match cors_gate(parts, shared, true, allow(shared, false)).await {
         Ok(v) => v,
         Err(answer) => return Outcome::Reply(answer),
     };
-    let mut outcome = open_stream(parts, shared, conn, peer).await;
+    let mut outcome = match (&parts.method, candidate) {
+        (&Method::GET, Some((candidate, permit))) => {
+            open_stream(candidate, permit, shared, conn).await
+        }
+        (&Method::HEAD, _) => Outcome::Reply(stream_head(parts, shared)),
+        _ => Outcome::Reply(method_not_allowed(shared)),
+    };
     if let Verdict::Allowed(headers) = verdict {
         match &mut outcome {
             Outcome::Reply(r) | Outcome::Stream(r, _) => append(r, headers),
         }
     }
     outcome
+}
+
+/// The answer when a hook gave none, reported to `onError`: 500 when it
+/// failed; when it ran out of time, 503 with `Retry-After` for a stream
+/// request (the client should come back) or 504 for a route.
+fn unanswered(
+    shared: &Shared,
+    hook: &'static str,
+    why: Unanswered,
+    is_stream: bool,
+) -> Response<ResponseBody> {
+    let hooks = &shared.config.hooks;
+    match why {
+        Unanswered::Failed(e) => {
+            hooks.report(hook, e);
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+        Unanswered::TimedOut(limit) => {
+            let (status, text) = if is_stream {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server could not decide in time; try again\n",
+                )
+            } else {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the application did not answer in time\n",
+                )
+            };
+            hooks.report(
+                hook,
+                Box::new(HookTimeout {
+                    hook,
+                    limit,
+                    status,
+                }),
+            );
+            let mut response = plain(status, text);
+            if is_stream {
+                retry_after(&mut response);
+            }
+            response
+        }
+    }
+}
+
+/// The answer to a stream request over a connection limit.
+fn limit_refusal(refusal: Refusal) -> Response<ResponseBody> {
+    let (status, text) = match refusal {
+        Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+        Refusal::PerIp => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address\n",
+        ),
+    };
+    let mut response = plain(status, text);
+    retry_after(&mut response);
+    response
+}
+
+/// Tells the client when to try again.
+fn retry_after(response: &mut Response<ResponseBody>) {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
 }
 
 /// Whether `Origin` names this very server (a same-origin `fetch` sends it too).
@@ -174,25 +341,29 @@ fn request_info(req: &Parts, peer: SocketAddr) -> Arc<RequestInfo> {
     })
 }
 
-pub(crate) fn method_not_allowed() -> Response<ResponseBody> {
+/// 405 for a stream path or static files, which take GET and HEAD only.
+fn method_not_allowed(shared: &Shared) -> Response<ResponseBody> {
     let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static(allow(shared, false)),
+    );
     response
 }
 
-/// An application-decided answer as a response.
+/// An application-decided answer as a response. A 204 or 304 answer gets
+/// neither a body nor `Content-Length` (RFC 9110 §8.6).
 pub fn reply(reply: Reply) -> Response<ResponseBody> {
-    let mut response = Response::builder()
-        .status(reply.status)
-        .header(header::CONTENT_LENGTH, reply.body.len())
-        .body(if reply.body.is_empty() {
-            ResponseBody::Empty
-        } else {
-            ResponseBody::text(reply.body)
-        })
-        .expect("reply response is valid");
+    let mut response = Response::new(ResponseBody::Empty);
+    *response.status_mut() = reply.status;
+    if !forbids_body(reply.status) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, reply.body.len().into());
+        if !reply.body.is_empty() {
+            *response.body_mut() = ResponseBody::text(reply.body);
+        }
+    }
     append(&mut response, reply.headers);
     response
 }
@@ -210,15 +381,21 @@ fn stream_head(req: &Parts, shared: &Shared) -> Response<ResponseBody> {
     if req.version == Version::HTTP_11 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    for (name, value) in &shared.config.headers {
-        headers.insert(name, value.clone());
+    // A configured header replaces a default one; a repeated one is sent
+    // once per value.
+    let configured = &shared.config.headers;
+    for name in configured.keys() {
+        headers.remove(name);
+        for value in configured.get_all(name) {
+            headers.append(name, value.clone());
+        }
     }
     response
 }
 
 /// What a stream request asks for: channels (from the query when allowed)
-/// and the id to resume after.
-fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) {
+/// and the id to resume after; or why a `?channel=` is not a channel name.
+fn stream_params(req: &Parts, shared: &Shared) -> Result<(Vec<String>, Option<String>), BadName> {
     let mut channels = Vec::new();
     let mut last_event_id = req
         .headers
@@ -226,7 +403,8 @@ fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) 
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     for (key, value) in form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()) {
         match &*key {
-            "channel" if shared.config.channels_from_query && !value.is_empty() => {
+            "channel" if shared.config.channels_from_query => {
+                check_name(&value)?;
                 channels.push(value.into_owned())
             }
             "lastEventId" if last_event_id.is_none() => last_event_id = Some(value.into_owned()),
@@ -236,83 +414,95 @@ fn stream_params(req: &Parts, shared: &Shared) -> (Vec<String>, Option<String>) 
     if channels.is_empty() {
         channels.push(DEFAULT_CHANNEL.to_owned());
     }
-    (channels, last_event_id)
+    Ok((channels, last_event_id))
+}
+
+fn bad_channel(why: BadName) -> Response<ResponseBody> {
+    plain(
+        StatusCode::BAD_REQUEST,
+        format!("bad request: a ?channel= name {why}\n"),
+    )
+}
+
+/// A GET on a stream path before it is decided: what it asks for, and the
+/// client as the hooks see it. A `?channel=` that is not a channel name is
+/// refused when it is made (400, see [`bad_channel`]).
+struct Candidate<'a> {
+    req: &'a Parts,
+    peer: SocketAddr,
+    id: u64,
+    channels: Vec<String>,
+    last_event_id: Option<String>,
+    /// Built once when a hook will look at it: a stream without hooks keeps
+    /// no copy of its request headers.
+    request: Option<Arc<RequestInfo>>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(req: &'a Parts, shared: &Shared, peer: SocketAddr) -> Result<Self, BadName> {
+        let hooks = &shared.config.hooks;
+        let (channels, last_event_id) = stream_params(req, shared)?;
+        Ok(Candidate {
+            req,
+            peer,
+            id: shared.hub.next_client_id(),
+            channels,
+            last_event_id,
+            request: (hooks.on_connect.is_some()
+                || hooks.on_connection.is_some()
+                || hooks.on_disconnect.is_some())
+            .then(|| request_info(req, peer)),
+        })
+    }
+
+    /// The client as the hooks see it, reading `channels`.
+    fn info(&self, channels: &[String], stale: bool) -> Arc<ClientInfo> {
+        Arc::new(ClientInfo {
+            id: self.id,
+            request: self
+                .request
+                .clone()
+                .unwrap_or_else(|| request_info(self.req, self.peer)),
+            channels: channels.to_vec(),
+            last_event_id: self.last_event_id.clone(),
+            last_event_id_stale: stale,
+        })
+    }
+
+    /// Refuses the stream with `response`: counted, and told to `onDisconnect`.
+    fn deny(&self, shared: &Shared, response: Response<ResponseBody>) -> Outcome {
+        shared.stats.denied();
+        if let Some(on_disconnect) = &shared.config.hooks.on_disconnect {
+            on_disconnect(self.info(&self.channels, false), EndReason::Denied);
+        }
+        Outcome::Reply(response)
+    }
 }
 
 async fn open_stream(
-    req: &Parts,
+    candidate: Candidate<'_>,
+    permit: Option<Permit>,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
-    peer: SocketAddr,
 ) -> Outcome {
-    match req.method {
-        Method::GET => {}
-        Method::HEAD => return Outcome::Reply(stream_head(req, shared)),
-        _ => return Outcome::Reply(method_not_allowed()),
-    }
     let hooks = &shared.config.hooks;
-    let (mut channels, last_event_id) = stream_params(req, shared);
-    let id = shared.hub.next_client_id();
-    // Built only when a hook will look at it: a stream without hooks keeps
-    // no copy of its request headers.
-    let request = (hooks.on_connect.is_some()
-        || hooks.on_connection.is_some()
-        || hooks.on_disconnect.is_some())
-    .then(|| request_info(req, peer));
-    let request = || request.clone().unwrap_or_else(|| request_info(req, peer));
-    let info = |channels: &[String], stale: bool| {
-        Arc::new(ClientInfo {
-            id,
-            request: request(),
-            channels: channels.to_vec(),
-            last_event_id: last_event_id.clone(),
-            last_event_id_stale: stale,
-        })
-    };
-    let deny = |response: Response<ResponseBody>, channels: &[String]| {
-        shared.stats.denied();
-        if let Some(on_disconnect) = &hooks.on_disconnect {
-            on_disconnect(info(channels, false), EndReason::Denied);
-        }
-        Outcome::Reply(response)
-    };
-
-    let permit = match shared.limits.acquire(peer.ip()) {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            let (status, text) = match refusal {
-                Refusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
-                Refusal::PerIp => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many connections from this address\n",
-                ),
-            };
-            let mut response = plain(status, text);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return deny(response, &channels);
-        }
-    };
+    let mut channels = candidate.channels.clone();
+    let (id, last_event_id) = (candidate.id, candidate.last_event_id.as_deref());
 
     let mut extra_headers = Vec::new();
     if let Some(on_connect) = &hooks.on_connect {
-        let mut stale = shared.hub.resolve(last_event_id.as_deref(), &channels).1;
-        if let (true, Some(backplane), Some(id)) =
-            (stale, &shared.backplane, last_event_id.as_deref())
-        {
+        let mut stale = shared.hub.resolve(last_event_id, &channels).1;
+        if let (true, Some(backplane), Some(id)) = (stale, &shared.backplane, last_event_id) {
             stale = backplane.is_stale(id, &channels).await;
         }
-        let decision = on_connect(info(&channels, stale)).await;
+        let decision = within(
+            shared.config.hook_timeout,
+            on_connect(candidate.info(&channels, stale)),
+        )
+        .await;
         match decision {
-            Err(e) => {
-                hooks.report("onConnect", e);
-                return Outcome::Reply(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error\n",
-                ));
-            }
-            Ok(Decision::Deny(r)) => return deny(reply(r), &channels),
+            Err(why) => return Outcome::Reply(unanswered(shared, "onConnect", why, true)),
+            Ok(Decision::Deny(r)) => return candidate.deny(shared, reply(r)),
             Ok(Decision::Accept {
                 channels: chosen,
                 headers,
@@ -332,20 +522,18 @@ async fn open_stream(
     let (mut subscriber, mut stale) = shared.hub.subscribe_from(
         id,
         &channels,
-        last_event_id.as_deref(),
+        last_event_id,
         Arc::clone(&conn.progress),
         floor,
     );
     // The local logs did not cover the id: the backplane may still have it.
-    if let (true, Some(backplane), Some(last)) =
-        (stale, &shared.backplane, last_event_id.as_deref())
-    {
+    if let (true, Some(backplane), Some(last)) = (stale, &shared.backplane, last_event_id) {
         let names = subscriber.client().channel_names();
         stale = backplane.replay(&mut subscriber, last, &names).await;
     }
     conn.attach(Arc::clone(subscriber.client()));
     let client = (hooks.on_connection.is_some() || hooks.on_disconnect.is_some())
-        .then(|| info(&subscriber.client().channel_names(), stale));
+        .then(|| candidate.info(&subscriber.client().channel_names(), stale));
     if let (Some(on_connection), Some(client)) = (&hooks.on_connection, &client) {
         on_connection(Arc::clone(client));
     }
@@ -376,7 +564,7 @@ async fn open_stream(
         Some(on_end),
         Arc::clone(conn),
     );
-    let mut response = stream_head(req, shared);
+    let mut response = stream_head(candidate.req, shared);
     append(&mut response, extra_headers);
     Outcome::Stream(response, stream)
 }
@@ -405,18 +593,14 @@ async fn serve_plain(
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
             Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
         };
-        match on_request(PlainRequest {
+        let answer = on_request(PlainRequest {
             request: Arc::clone(&request),
             body,
-        })
-        .await
-        {
+        });
+        match within(shared.config.hook_timeout, answer).await {
             Ok(Some(r)) => return reply(r),
             Ok(None) => {}
-            Err(e) => {
-                hooks.report("onRequest", e);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
-            }
+            Err(why) => return unanswered(shared, "onRequest", why, false),
         }
     }
     match (&shared.config.static_root, &method) {
@@ -424,7 +608,7 @@ async fn serve_plain(
             let query = (!request.query.is_empty()).then_some(request.query.as_str());
             root.serve(&method, &request.path, query, &headers).await
         }
-        (Some(_), _) => method_not_allowed(),
+        (Some(_), _) => method_not_allowed(shared),
         (None, _) => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -17,7 +17,7 @@ use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
 use crate::io::{shutdown_write, CountingIo, Prefixed};
 use crate::limits::Limits;
-use crate::routes::{is_stream_path, route, stream_request, Outcome};
+use crate::routes::{is_stream_path, refuse_malformed, route, stream_request, Outcome};
 use crate::static_files::StaticRoot;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{Tls, TlsError, TlsPem};
@@ -71,6 +71,10 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Largest request body read for `on_request` (413 beyond).
     pub max_body_bytes: usize,
+    /// How long a request waits for a hook that answers (`on_connect`,
+    /// `on_request`, a CORS origin predicate); then it is answered without it
+    /// (503 for a stream, 504 for a route). `None` waits as long as it takes.
+    pub hook_timeout: Option<Duration>,
     /// HTTPS: certificates, with ALPN offering `h2` and `http/1.1`.
     pub tls: Option<Arc<Tls>>,
     /// Accept HTTP/2 with prior knowledge (h2c) on a plaintext server.
@@ -99,6 +103,7 @@ impl Default for Config {
             header_timeout: Some(Duration::from_secs(10)),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            hook_timeout: Some(Duration::from_secs(10)),
             tls: None,
             http2: false,
             redis: None,
@@ -682,7 +687,11 @@ async fn prepare(
     if is_stream_path(&shared, first.parts.uri.path()) {
         let version = first.parts.version;
         let head_only = first.parts.method == http::Method::HEAD;
-        let outcome = stream_request(&first.parts, &shared, &state, peer).await;
+        // hyper is not here to refuse a request it could not frame.
+        let outcome = match refuse_malformed(&shared, &first.parts) {
+            Some(answer) => Outcome::Reply(answer),
+            None => stream_request(&first.parts, &shared, &state, peer).await,
+        };
         return match outcome {
             Outcome::Reply(response) => {
                 let bytes = encode_final(response, version, head_only);

@@ -180,7 +180,8 @@ fn truncate_to_secs(t: SystemTime) -> SystemTime {
 }
 
 /// A short plain-text response; used for every error the server answers.
-pub fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+pub fn plain(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<ResponseBody> {
+    let text = text.into();
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")

@@ -160,6 +160,41 @@ async fn wrong_method_is_405_and_unknown_path_is_404() {
 }
 
 #[tokio::test]
+async fn a_stream_request_breaking_the_message_rules_is_answered_400_and_closed() {
+    let (server, addr) = start(config()).await;
+    for (request, reason) in [
+        (
+            "GET /events HTTP/1.1\r\n\r\n",
+            "an HTTP/1.1 request needs a Host header",
+        ),
+        (
+            "GET /events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "more than one Host header",
+        ),
+        (
+            "GET /events HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+            "Content-Length must be one decimal number",
+        ),
+        (
+            "GET /events HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "the final Transfer-Encoding must be chunked",
+        ),
+    ] {
+        let mut c = Client::request(addr, request).await;
+        c.read_to_end().await;
+        let text = String::from_utf8_lossy(&c.raw).into_owned();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        assert!(
+            text.ends_with(&format!("bad request: {reason}\n")),
+            "{text}"
+        );
+    }
+    assert_eq!(server.stats().total_connections, 0);
+    server.close().await;
+}
+
+#[tokio::test]
 async fn head_on_a_stream_path_opens_no_stream() {
     let (server, addr) = start(config()).await;
     let mut c = Client::request(addr, "HEAD /events HTTP/1.1\r\nHost: t\r\n\r\n").await;

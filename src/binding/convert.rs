@@ -277,15 +277,19 @@ pub fn event(env: &Env, value: Unknown, context: &str) -> Res<Event> {
     Ok(ev)
 }
 
-/// Channel names from a string or an array of strings (non-empty names).
-pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
-    let one = |v: Unknown, what: &str| -> Res<String> {
-        let name = string(v, what)?;
-        if name.is_empty() {
+/// Non-empty strings, from a string or an array of them.
+pub fn strings(v: Unknown, what: &str) -> Res<Vec<String>> {
+    each(v, what, |v, what| {
+        let text = string(v, what)?;
+        if text.is_empty() {
             return Err(Bad::Type(format!("{what} must not be empty")));
         }
-        Ok(name)
-    };
+        Ok(text)
+    })
+}
+
+/// `one` applied to a value, or to each element of an array (named `what[i]`).
+fn each<T>(v: Unknown, what: &str, one: impl Fn(Unknown, &str) -> Res<T>) -> Res<Vec<T>> {
     if v.is_array()? {
         let arr = Object::from_unknown(v)?;
         let len = arr.get_array_length()?;
@@ -297,7 +301,34 @@ pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
     }
 }
 
-/// Headers from an object of strings; names in `reserved` are refused.
+/// Channel names from a string or an array of strings, each held to the
+/// engine's rule ([`crate::channel::check_name`]); a refusal names the field
+/// and the channel.
+pub fn channels(v: Unknown, what: &str) -> Res<Vec<String>> {
+    each(v, what, |v, what| {
+        let name = string(v, what)?;
+        crate::channel::check_name(&name).map_err(|why| {
+            Bad::Type(format!(
+                "{what} {} is not a channel name: it {why}",
+                shown(&name)
+            ))
+        })?;
+        Ok(name)
+    })
+}
+
+/// A user's string for an error message: quoted, control characters
+/// escaped, and cut short when long.
+fn shown(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Headers from an object whose values are strings or arrays of strings (a
+/// repeated header, e.g. two `Set-Cookie`); names in `reserved` are refused.
 pub fn headers(v: Unknown, what: &str, reserved: &[&str]) -> Res<Vec<(HeaderName, HeaderValue)>> {
     let obj = object(v, what)?;
     let mut out = Vec::new();
@@ -310,13 +341,20 @@ pub fn headers(v: Unknown, what: &str, reserved: &[&str]) -> Res<Vec<(HeaderName
                 "{entry}: this header is set by the server and would break the response"
             )));
         }
-        let text = string(obj.get_named_property(&key)?, &entry)?;
-        let value = HeaderValue::from_str(&text).map_err(|_| {
-            Bad::Type(format!(
-                "{entry}: not a valid header value (no CR, LF or NUL)"
-            ))
-        })?;
-        out.push((name, value));
+        let value: Unknown = obj.get_named_property(&key)?;
+        if value.is_array()? && Object::from_unknown(value)?.get_array_length()? == 0 {
+            return Err(Bad::Type(format!(
+                "{entry} must be a string or a non-empty array of strings"
+            )));
+        }
+        for text in each(value, &entry, string)? {
+            let value = HeaderValue::from_str(&text).map_err(|_| {
+                Bad::Type(format!(
+                    "{entry}: not a valid header value (no CR, LF or NUL)"
+                ))
+            })?;
+            out.push((name.clone(), value));
+        }
     }
     Ok(out)
 }

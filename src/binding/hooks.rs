@@ -1,15 +1,30 @@
 //! The application's JavaScript callbacks, as the engine's [`Hooks`].
 //!
-//! Each callback becomes a weak threadsafe function (it never keeps Node
-//! alive by itself). The engine calls from tokio's threads; arguments are
-//! built and return values parsed on the JavaScript thread. A callback may
-//! return a value or a Promise of one; a throw, a rejection or a malformed
-//! value becomes an error for `onError` (or `console.error`), never a crash.
+//! The engine calls hooks from tokio's threads; JavaScript runs on one
+//! thread. Each hook is a weak threadsafe function (it never keeps Node alive
+//! by itself) of a native no-op, and the work happens in its callback, on the
+//! JavaScript thread, in our own code: build the arguments, call the
+//! application's function, read what it returned. napi-rs's own argument and
+//! return plumbing would hand a throw, a failed conversion or an exception
+//! left pending to `napi_fatal_exception` (the process dies), and Node kills
+//! the process for an unhandled rejected Promise too. Here each of them is an
+//! ordinary `Err` that ends up somewhere:
+//!
+//! - a hook that answers (`onConnect`, `onRequest`, `cors.origin`): the error
+//!   is its answer (the engine replies 500 and reports it); a Promise is
+//!   awaited, a malformed value is an error like a throw;
+//! - a hook that is told (`onConnection`, `onDisconnect`): the error goes to
+//!   `onError(error, where)`; a returned Promise gets a rejection handler;
+//! - `onError` itself (or `console.error` without one): to `console.error`,
+//!   and when that fails too, to standard error.
+//!
+//! Nothing is ever left pending on the JavaScript side.
 
 use super::convert::{self, as_error, Bad, Res};
 use crate::cors::AllowOrigin;
 use crate::hooks::{
-    ClientInfo, Decision, HookError, HookFuture, Hooks, PlainRequest, Reply, RequestInfo,
+    ClientInfo, Decision, ErrorHook, HookError, HookFuture, HookTimeout, Hooks, PlainRequest,
+    Reply, RequestInfo,
 };
 use crate::hub::EndReason;
 use http::{header, HeaderValue, StatusCode};
@@ -17,10 +32,12 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
-use napi::{Env, JsValue, ValueType};
+use napi::{sys, Env, JsValue, ValueType};
 use napi_derive::napi;
 use std::collections::HashMap;
+use std::ptr;
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// A stream's client as JavaScript sees it: in `onConnect`, `onConnection`
 /// and `onDisconnect`.
@@ -126,22 +143,167 @@ fn client_js(info: &ClientInfo) -> StreamClient {
     }
 }
 
-/// A callback's result: a value now, or a Promise of one.
+/// A plain request as JavaScript sees it.
+fn request_js(r: &PlainRequest) -> HttpRequest {
+    HttpRequest {
+        method: r.request.method.clone(),
+        path: r.request.path.clone(),
+        query: query_map(&r.request.query),
+        headers: header_map(&r.request),
+        remote_address: r.request.remote_addr.ip().to_string(),
+        remote_port: u32::from(r.request.remote_addr.port()),
+        http_version: r.request.version.to_owned(),
+        body: Buffer::from(r.body.to_vec()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Calling JavaScript safely, on the JavaScript thread.
+
+/// Takes the pending JavaScript exception, if there is one, as an error that
+/// holds the thrown value as it is (whatever was thrown: an `Error`, a
+/// string, a symbol).
+fn take_exception(env: &Env) -> Option<Error> {
+    let raw = env.raw();
+    let mut pending = false;
+    let mut exception = ptr::null_mut();
+    // SAFETY: `env` is the live env of the JavaScript thread we run on.
+    unsafe {
+        if sys::napi_is_exception_pending(raw, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        if sys::napi_get_and_clear_last_exception(raw, &mut exception) != sys::Status::napi_ok {
+            return None;
+        }
+        Some(Error::from_unknown_without_coercion(
+            Unknown::from_raw_unchecked(raw, exception),
+        ))
+    }
+}
+
+/// Runs code that calls into JavaScript and gives back one result: its own,
+/// or, when it left an exception pending (a getter that threw, say), that
+/// exception, which is the better account of what went wrong. Afterwards
+/// nothing is pending.
+fn caught<R>(env: &Env, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let result = f();
+    match take_exception(env) {
+        Some(thrown) => Err(thrown),
+        None => result,
+    }
+}
+
+/// A Rust value as a JavaScript value.
+fn js<V: ToNapiValue>(env: &Env, value: V) -> Result<sys::napi_value> {
+    // SAFETY: `env` is the live env of the JavaScript thread we run on.
+    unsafe { V::to_napi_value(env.raw(), value) }
+}
+
+/// The application's function, kept alive across calls.
+type UserFn = FunctionRef<(), ()>;
+
+/// Checks that `f` is a function and keeps a reference to it.
+fn user_fn(f: Unknown, what: &str) -> Res<UserFn> {
+    if f.get_type()? != ValueType::Function {
+        return Err(Bad::Type(format!(
+            "{what} must be a function, got {}",
+            convert::type_name(&f)
+        )));
+    }
+    Ok(Function::<(), ()>::from_unknown(f)?.create_ref()?)
+}
+
+/// Calls `f(...args())` with `this` undefined and reads the result as `R`.
+/// A throw, a failed conversion either way, a pending exception: all `Err`.
+fn call<R: FromNapiValue>(
+    env: &Env,
+    f: &UserFn,
+    args: impl FnOnce() -> Result<Vec<sys::napi_value>>,
+) -> Result<R> {
+    caught(env, || {
+        let f = f.borrow_back(env)?;
+        let args = args()?;
+        let raw = env.raw();
+        let mut this = ptr::null_mut();
+        let mut out = ptr::null_mut();
+        // SAFETY: on the JavaScript thread; `f` and `args` are live values of this env.
+        let status = unsafe {
+            sys::napi_get_undefined(raw, &mut this);
+            sys::napi_call_function(raw, this, f.raw(), args.len(), args.as_ptr(), &mut out)
+        };
+        if status != sys::Status::napi_ok {
+            return Err(take_exception(env).unwrap_or_else(|| {
+                Error::new(Status::from(status), "the function could not be called")
+            }));
+        }
+        // SAFETY: `out` is the live return value of the call above.
+        unsafe { R::from_napi_value(raw, out) }
+    })
+}
+
+/// Whether `value` is a Promise.
+///
+/// # Safety
+///
+/// `env` must be the live env of the current (JavaScript) thread and `value`
+/// a live value of it.
+unsafe fn is_promise(env: sys::napi_env, value: sys::napi_value) -> Result<bool> {
+    let mut yes = false;
+    // SAFETY: as this function's contract says.
+    let status = unsafe { sys::napi_is_promise(env, value, &mut yes) };
+    if status != sys::Status::napi_ok {
+        return Err(Error::new(
+            Status::from(status),
+            "could not tell whether the hook returned a Promise",
+        ));
+    }
+    Ok(yes)
+}
+
+/// Work the engine sends to the JavaScript thread from any thread.
+struct OnJsThread<T: 'static>(ThreadsafeFunction<T, (), (), Status, false, true>);
+
+impl<T: 'static> OnJsThread<T> {
+    /// `work` runs on the JavaScript thread for each value sent.
+    fn new(env: &Env, mut work: impl FnMut(&Env, T) + 'static) -> Result<Self> {
+        let noop = env.create_function_from_closure::<(), (), _>("hyperSseHook", |_| Ok(()))?;
+        let tsfn = noop
+            .build_threadsafe_function::<T>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |ctx: ThreadsafeCallContext<T>| {
+                work(&ctx.env, ctx.value);
+                // `work` settles everything it started; should anything still
+                // be pending, Node must not see it as an uncaught exception.
+                if let Some(left) = take_exception(&ctx.env) {
+                    eprintln!("hyper-sse: an exception was left pending by a hook: {left}");
+                }
+                Ok(())
+            })?;
+        Ok(OnJsThread(tsfn))
+    }
+
+    /// Queues `value` for the JavaScript thread. False when Node is shutting
+    /// down and nothing will run (the value is dropped).
+    fn send(&self, value: T) -> bool {
+        self.0.call(value, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hooks that answer.
+
+/// What a hook that answers returned: a value now, or a Promise of one.
 pub enum Returned<T: FromNapiValue + 'static> {
     Now(T),
     Later(Promise<T>),
 }
 
 impl<T: FromNapiValue + 'static> FromNapiValue for Returned<T> {
-    unsafe fn from_napi_value(
-        env: napi::sys::napi_env,
-        value: napi::sys::napi_value,
-    ) -> Result<Self> {
-        let mut is_promise = false;
-        // SAFETY: called by napi-rs on the JavaScript thread with a live env and value.
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: napi-rs and `call` hand us a live value of the current env.
         unsafe {
-            napi::sys::napi_is_promise(env, value, &mut is_promise);
-            if is_promise {
+            if is_promise(env, value)? {
                 Ok(Returned::Later(Promise::<T>::from_napi_value(env, value)?))
             } else {
                 Ok(Returned::Now(T::from_napi_value(env, value)?))
@@ -159,14 +321,67 @@ impl<T: FromNapiValue + Send + 'static> Returned<T> {
     }
 }
 
-/// Parses a JavaScript value on the JavaScript thread with [`Res`] errors.
-fn parse_with<T>(
-    env: napi::sys::napi_env,
-    value: napi::sys::napi_value,
+fn boxed(e: Error) -> HookError {
+    Box::new(e)
+}
+
+/// Where a hook that answers sends its result (or its failure).
+type Answer<R> = oneshot::Sender<Result<Returned<R>>>;
+
+/// A hook that answers, as an async function for the engine. `args` builds
+/// the JavaScript arguments from the engine's value, on the JavaScript thread.
+fn answering<T, R>(
+    env: &Env,
+    f: Unknown,
+    what: &str,
+    args: impl Fn(&Env, T) -> Result<Vec<sys::napi_value>> + 'static,
+) -> Res<impl Fn(T) -> HookFuture<R> + Send + Sync + 'static>
+where
+    T: Send + 'static,
+    R: FromNapiValue + Send + 'static,
+{
+    let f = user_fn(f, what)?;
+    let job = Arc::new(OnJsThread::new(
+        env,
+        move |env, (value, answer): (T, Answer<R>)| {
+            let result = call(env, &f, || args(env, value));
+            // A closed channel means the engine stopped waiting (the hook
+            // timed out): the late answer is discarded.
+            let _ = answer.send(result);
+        },
+    )?);
+    Ok(move |value: T| -> HookFuture<R> {
+        let job = Arc::clone(&job);
+        Box::pin(async move {
+            let (answer, result) = oneshot::channel();
+            let gone = || {
+                boxed(Error::new(
+                    Status::Closing,
+                    "the hook could not be called: Node is shutting down",
+                ))
+            };
+            if !job.send((value, answer)) {
+                return Err(gone());
+            }
+            let returned = result.await.map_err(|_| gone())?.map_err(boxed)?;
+            returned.settle().await.map_err(boxed)
+        })
+    })
+}
+
+/// Parses a JavaScript value with [`Res`] errors.
+///
+/// # Safety
+///
+/// `env` must be the live env of the current (JavaScript) thread and `value`
+/// a live value of it, as napi-rs guarantees to `from_napi_value`.
+unsafe fn parse_with<T>(
+    env: sys::napi_env,
+    value: sys::napi_value,
     f: impl FnOnce(&Env, Unknown) -> Res<T>,
 ) -> Result<T> {
     let env = Env::from_raw(env);
-    // SAFETY: napi-rs hands us a live value of this env.
+    // SAFETY: as this function's contract says.
     let value = unsafe { Unknown::from_raw_unchecked(env.raw(), value) };
     f(&env, value).map_err(as_error)
 }
@@ -177,48 +392,54 @@ pub struct ConnectVerdict(Decision);
 const STREAM_RESERVED: &[&str] = crate::server::RESERVED_STREAM_HEADERS;
 
 impl FromNapiValue for ConnectVerdict {
-    unsafe fn from_napi_value(
-        env: napi::sys::napi_env,
-        value: napi::sys::napi_value,
-    ) -> Result<Self> {
-        parse_with(env, value, |env, v| {
-            const WHAT: &str = "onConnect() result";
-            let decision = match v.get_type()? {
-                ValueType::Undefined => accept(None, Vec::new()),
-                ValueType::Boolean if bool::from_unknown(v)? => accept(None, Vec::new()),
-                ValueType::Boolean => Decision::Deny(Reply {
-                    status: StatusCode::FORBIDDEN,
-                    headers: vec![(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    )],
-                    body: bytes::Bytes::from_static(b"forbidden\n"),
-                }),
-                ValueType::Object if !v.is_array()? => {
-                    let obj = Object::from_unknown(v)?;
-                    if convert::field(&obj, "status")?.is_some() {
-                        Decision::Deny(reply(env, &obj, WHAT, StatusCode::FORBIDDEN)?)
-                    } else {
-                        convert::check_keys(&obj, &["channels", "headers"], WHAT)?;
-                        let channels = convert::field(&obj, "channels")?
-                            .map(|c| convert::channels(c, &format!("{WHAT}.channels")))
-                            .transpose()?;
-                        let headers = convert::field(&obj, "headers")?
-                            .map(|h| convert::headers(h, &format!("{WHAT}.headers"), STREAM_RESERVED))
-                            .transpose()?
-                            .unwrap_or_default();
-                        accept(channels, headers)
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: passed on from napi-rs's own contract.
+        unsafe {
+            parse_with(env, value, |env, v| {
+                const WHAT: &str = "onConnect() result";
+                let decision = match v.get_type()? {
+                    ValueType::Undefined => accept(None, Vec::new()),
+                    ValueType::Boolean if bool::from_unknown(v)? => accept(None, Vec::new()),
+                    ValueType::Boolean => Decision::Deny(Reply {
+                        status: StatusCode::FORBIDDEN,
+                        headers: vec![(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/plain; charset=utf-8"),
+                        )],
+                        body: bytes::Bytes::from_static(b"forbidden\n"),
+                    }),
+                    ValueType::Object if !v.is_array()? => {
+                        let obj = Object::from_unknown(v)?;
+                        if convert::field(&obj, "status")?.is_some() {
+                            Decision::Deny(reply(env, &obj, WHAT, StatusCode::FORBIDDEN)?)
+                        } else {
+                            convert::check_keys(&obj, &["channels", "headers"], WHAT)?;
+                            let channels = convert::field(&obj, "channels")?
+                                .map(|c| convert::channels(c, &format!("{WHAT}.channels")))
+                                .transpose()?;
+                            let headers = convert::field(&obj, "headers")?
+                                .map(|h| {
+                                    convert::headers(
+                                        h,
+                                        &format!("{WHAT}.headers"),
+                                        STREAM_RESERVED,
+                                    )
+                                })
+                                .transpose()?
+                                .unwrap_or_default();
+                            accept(channels, headers)
+                        }
                     }
-                }
-                _ => {
-                    return Err(Bad::Type(format!(
-                        "{WHAT} must be true, false, undefined, {{ channels, headers }} or {{ status, body, headers }}, got {}",
-                        convert::type_name(&v)
-                    )))
-                }
-            };
-            Ok(ConnectVerdict(decision))
-        })
+                    _ => {
+                        return Err(Bad::Type(format!(
+                            "{WHAT} must be true, false, undefined, {{ channels, headers }} or {{ status, body, headers }}, got {}",
+                            convert::type_name(&v)
+                        )))
+                    }
+                };
+                Ok(ConnectVerdict(decision))
+            })
+        }
     }
 }
 
@@ -230,14 +451,13 @@ fn accept(
 }
 
 /// Headers an application reply may not set: hyper frames the body itself.
-const REPLY_RESERVED: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-];
+/// (`Connection` may be `close`, see [`reply`].)
+const REPLY_RESERVED: &[&str] = &["content-length", "transfer-encoding", "upgrade"];
 
 /// `{ status, headers, body }` as a [`Reply`]; `default_status` when absent.
+/// `Connection: close` closes the connection after the reply; any other
+/// `Connection` value is refused (the server manages keep-alive). A 204 or
+/// 304 reply cannot have a body.
 fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res<Reply> {
     convert::check_keys(obj, &["status", "headers", "body"], what)?;
     let status = match convert::field(obj, "status")? {
@@ -261,11 +481,27 @@ fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res
         None => Vec::new(),
         Some(h) => convert::headers(h, &format!("{what}.headers"), REPLY_RESERVED)?,
     };
+    if let Some((_, value)) = headers
+        .iter()
+        .find(|(n, v)| n == header::CONNECTION && !v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        return Err(Bad::Type(format!(
+            "{what}.headers['connection'] may only be 'close' (the server manages keep-alive), got '{}'",
+            String::from_utf8_lossy(value.as_bytes())
+        )));
+    }
     let body = match convert::field(obj, "body")? {
         None => bytes::Bytes::new(),
         Some(b) => {
             let (bytes, content_type) = convert::body(env, b, &format!("{what}.body"))?;
-            if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
+            if crate::http1::forbids_body(status) {
+                if !bytes.is_empty() {
+                    return Err(Bad::Type(format!(
+                        "{what}.body must be empty with status {} (such an answer has no body)",
+                        status.as_u16()
+                    )));
+                }
+            } else if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
                 headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
             }
             bytes
@@ -282,18 +518,18 @@ fn reply(env: &Env, obj: &Object, what: &str, default_status: StatusCode) -> Res
 pub struct RouteVerdict(Option<Reply>);
 
 impl FromNapiValue for RouteVerdict {
-    unsafe fn from_napi_value(
-        env: napi::sys::napi_env,
-        value: napi::sys::napi_value,
-    ) -> Result<Self> {
-        parse_with(env, value, |env, v| {
-            const WHAT: &str = "onRequest() result";
-            if convert::is_nullish(&v)? {
-                return Ok(RouteVerdict(None));
-            }
-            let obj = convert::object(v, WHAT)?;
-            Ok(RouteVerdict(Some(reply(env, &obj, WHAT, StatusCode::OK)?)))
-        })
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: passed on from napi-rs's own contract.
+        unsafe {
+            parse_with(env, value, |env, v| {
+                const WHAT: &str = "onRequest() result";
+                if convert::is_nullish(&v)? {
+                    return Ok(RouteVerdict(None));
+                }
+                let obj = convert::object(v, WHAT)?;
+                Ok(RouteVerdict(Some(reply(env, &obj, WHAT, StatusCode::OK)?)))
+            })
+        }
     }
 }
 
@@ -301,51 +537,170 @@ impl FromNapiValue for RouteVerdict {
 pub struct OriginVerdict(bool);
 
 impl FromNapiValue for OriginVerdict {
-    unsafe fn from_napi_value(
-        env: napi::sys::napi_env,
-        value: napi::sys::napi_value,
-    ) -> Result<Self> {
-        parse_with(env, value, |_, v| {
-            Ok(OriginVerdict(convert::boolean(v, "cors.origin() result")?))
-        })
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: passed on from napi-rs's own contract.
+        unsafe {
+            parse_with(env, value, |_, v| {
+                Ok(OriginVerdict(convert::boolean(v, "cors.origin() result")?))
+            })
+        }
     }
 }
 
-type Tsfn<T, R, A> = ThreadsafeFunction<T, R, A, Status, false, true>;
+// ---------------------------------------------------------------------------
+// Hooks that are told.
 
-fn build<T: 'static, R: FromNapiValue + 'static, A: 'static + JsValuesTupleIntoVec>(
+/// What a told hook returned: only a Promise matters, since its rejection is
+/// a failure like a throw.
+struct Told(Option<sys::napi_value>);
+
+impl FromNapiValue for Told {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: `call` hands us a live value of the current env.
+        Ok(Told(unsafe { is_promise(env, value)? }.then_some(value)))
+    }
+}
+
+/// Hands a told hook's failure, now (a throw) or later (a rejection), to
+/// `fail`. The rejection handler also marks the Promise as handled, so Node
+/// never sees an unhandled rejection.
+fn settle_told(env: &Env, told: Result<Told>, fail: impl Fn(&Env, Error) + Clone + 'static) {
+    let promise = match told {
+        Ok(Told(None)) => return,
+        Ok(Told(Some(promise))) => promise,
+        Err(e) => return fail(env, e),
+    };
+    let on_reject = fail.clone();
+    let watched = caught(env, || {
+        // SAFETY: `promise` is a live Promise of this env (checked by `Told`).
+        let promise = unsafe { PromiseRaw::<Unknown>::from_napi_value(env.raw(), promise)? };
+        promise.catch(move |ctx: CallbackContext<Unknown>| {
+            on_reject(&ctx.env, Error::from_unknown_without_coercion(ctx.value));
+            Ok(())
+        })?;
+        Ok(())
+    });
+    if let Err(e) = watched {
+        fail(env, e);
+    }
+}
+
+/// A told hook: `args` builds its arguments; failures go to `report` as
+/// failures of `place`.
+fn told<T: 'static>(
+    env: &Env,
     f: Unknown,
-    what: &str,
-    args: impl 'static + FnMut(ThreadsafeCallContext<T>) -> Result<A>,
-) -> Res<Tsfn<T, R, A>> {
-    if f.get_type()? != ValueType::Function {
-        return Err(Bad::Type(format!(
-            "{what} must be a function, got {}",
-            convert::type_name(&f)
-        )));
+    place: &'static str,
+    report: &ErrorHook,
+    args: impl Fn(&Env, T) -> Result<Vec<sys::napi_value>> + 'static,
+) -> Res<OnJsThread<T>> {
+    let f = user_fn(f, &format!("createServer(): options.{place}"))?;
+    let report = Arc::clone(report);
+    Ok(OnJsThread::new(env, move |env, value: T| {
+        let report = Arc::clone(&report);
+        let result = call(env, &f, || args(env, value));
+        settle_told(env, result, move |_, e| report(place, boxed(e)));
+    })?)
+}
+
+// ---------------------------------------------------------------------------
+// Where errors end up.
+
+/// A failure as the JavaScript value `onError` receives: what JavaScript
+/// threw or rejected with, as it is; for the engine's own errors an `Error`
+/// (a hook that ran out of time: `code: 'ERR_HOOK_TIMEOUT'`).
+fn error_value(env: &Env, error: HookError) -> Result<sys::napi_value> {
+    let error = match error.downcast::<Error>() {
+        // The retained thrown value comes back as it is, even when it is not
+        // an `Error` (`throw 'oops'`).
+        Ok(e) => return js(env, *e),
+        Err(other) => other,
+    };
+    let mut obj = env.create_error(Error::new(Status::GenericFailure, error.to_string()))?;
+    if error.is::<HookTimeout>() {
+        obj.set_named_property("code", "ERR_HOOK_TIMEOUT")?;
     }
-    let f: Function<A, R> = Function::from_unknown(f)?;
-    Ok(f.build_threadsafe_function::<T>()
-        .weak::<true>()
-        .callee_handled::<false>()
-        .build_callback(args)?)
+    Ok(obj.raw())
 }
 
-fn boxed(e: Error) -> HookError {
-    Box::new(e)
+/// A failure in words, for standard error and headings: for a JavaScript
+/// error, its message (without napi-rs's status prefix).
+fn describe(error: &HookError) -> String {
+    match error.downcast_ref::<Error>() {
+        Some(e) => e.reason.clone(),
+        None => error.to_string(),
+    }
 }
 
-/// Calls a hook and waits for its (possibly asynchronous) result.
-async fn ask<
-    T: Send + 'static,
-    R: FromNapiValue + Send + 'static,
-    A: 'static + JsValuesTupleIntoVec,
->(
-    tsfn: &Tsfn<T, Returned<R>, A>,
-    value: T,
-) -> std::result::Result<R, HookError> {
-    let returned = tsfn.call_async_catch(value).await.map_err(boxed)?;
-    returned.settle().await.map_err(boxed)
+/// The end of the line for an error: `console.error(heading, error)`; when
+/// even that fails (no console, a `console.error` that throws), standard
+/// error. Never throws, never leaves anything pending.
+fn last_resort(env: &Env, heading: &str, error: HookError) {
+    let text = describe(&error);
+    let printed = caught(env, || {
+        let console: Object = env.get_global()?.get_named_property("console")?;
+        let print: Unknown = console.get_named_property("error")?;
+        if print.get_type()? != ValueType::Function {
+            return Err(Error::new(
+                Status::FunctionExpected,
+                "console.error is not a function",
+            ));
+        }
+        let print = Function::<(), ()>::from_unknown(print)?;
+        let args = [js(env, heading)?, error_value(env, error)?];
+        let raw = env.raw();
+        let mut out = ptr::null_mut();
+        // SAFETY: on the JavaScript thread; every value is live in this env.
+        let status = unsafe {
+            sys::napi_call_function(
+                raw,
+                console.raw(),
+                print.raw(),
+                args.len(),
+                args.as_ptr(),
+                &mut out,
+            )
+        };
+        match status {
+            sys::Status::napi_ok => Ok(()),
+            s => Err(Error::new(Status::from(s), "console.error failed")),
+        }
+    });
+    if printed.is_err() {
+        eprintln!("{heading} {text}");
+    }
+}
+
+/// `onError`, or `console.error` without one, as the engine's error hook.
+fn error_hook(env: &Env, on_error: Option<Unknown>) -> Res<ErrorHook> {
+    type Failure = (&'static str, HookError);
+    let job = match on_error {
+        None => OnJsThread::new(env, |env, (place, error): Failure| {
+            last_resort(env, &format!("hyper-sse: {place} failed:"), error)
+        })?,
+        Some(f) => {
+            let f = user_fn(f, "createServer(): options.onError")?;
+            OnJsThread::new(env, move |env, (place, error): Failure| {
+                let heading: Arc<str> = format!(
+                    "hyper-sse: onError failed while reporting that {place} failed ({}):",
+                    describe(&error)
+                )
+                .into();
+                let result = call(env, &f, || {
+                    Ok(vec![error_value(env, error)?, js(env, place)?])
+                });
+                settle_told(env, result, move |env, e| {
+                    last_resort(env, &heading, boxed(e))
+                });
+            })?
+        }
+    };
+    Ok(Arc::new(move |place: &'static str, error: HookError| {
+        let text = describe(&error);
+        if !job.send((place, error)) {
+            eprintln!("hyper-sse: {place} failed: {text}");
+        }
+    }))
 }
 
 /// The callbacks found in the options, still as JavaScript values.
@@ -360,113 +715,76 @@ pub struct Callbacks<'a> {
 
 /// Turns the callbacks into engine hooks.
 pub fn hooks(env: &Env, cb: Callbacks) -> Res<Hooks> {
-    let mut hooks = Hooks::default();
+    let report = error_hook(env, cb.on_error)?;
+    let mut hooks = Hooks {
+        on_error: Some(Arc::clone(&report)),
+        ..Hooks::default()
+    };
     if let Some(f) = cb.on_connect {
-        let tsfn: Arc<Tsfn<Arc<ClientInfo>, Returned<ConnectVerdict>, StreamClient>> =
-            Arc::new(build(
-                f,
-                "createServer(): options.onConnect",
-                |ctx: ThreadsafeCallContext<Arc<ClientInfo>>| Ok(client_js(&ctx.value)),
-            )?);
-        hooks.on_connect = Some(Arc::new(
-            move |req: Arc<ClientInfo>| -> HookFuture<Decision> {
-                let tsfn = Arc::clone(&tsfn);
-                Box::pin(async move { ask(&tsfn, req).await.map(|v| v.0) })
-            },
-        ));
+        let ask = answering(
+            env,
+            f,
+            "createServer(): options.onConnect",
+            |env, info: Arc<ClientInfo>| Ok(vec![js(env, client_js(&info))?]),
+        )?;
+        hooks.on_connect = Some(Arc::new(move |info| -> HookFuture<Decision> {
+            let verdict = ask(info);
+            Box::pin(async move { verdict.await.map(|v: ConnectVerdict| v.0) })
+        }));
     }
     if let Some(f) = cb.on_request {
-        let tsfn: Arc<Tsfn<PlainRequest, Returned<RouteVerdict>, HttpRequest>> = Arc::new(build(
+        let ask = answering(
+            env,
             f,
             "createServer(): options.onRequest",
-            |ctx: ThreadsafeCallContext<PlainRequest>| {
-                let r = ctx.value;
-                Ok(HttpRequest {
-                    method: r.request.method.clone(),
-                    path: r.request.path.clone(),
-                    query: query_map(&r.request.query),
-                    headers: header_map(&r.request),
-                    remote_address: r.request.remote_addr.ip().to_string(),
-                    remote_port: u32::from(r.request.remote_addr.port()),
-                    http_version: r.request.version.to_owned(),
-                    body: Buffer::from(r.body.to_vec()),
-                })
-            },
-        )?);
-        hooks.on_request = Some(Arc::new(
-            move |req: PlainRequest| -> HookFuture<Option<Reply>> {
-                let tsfn = Arc::clone(&tsfn);
-                Box::pin(async move { ask(&tsfn, req).await.map(|v| v.0) })
-            },
-        ));
+            |env, r: PlainRequest| Ok(vec![js(env, request_js(&r))?]),
+        )?;
+        hooks.on_request = Some(Arc::new(move |r| -> HookFuture<Option<Reply>> {
+            let verdict = ask(r);
+            Box::pin(async move { verdict.await.map(|v: RouteVerdict| v.0) })
+        }));
     }
     if let Some(f) = cb.on_connection {
-        let tsfn: Tsfn<Arc<ClientInfo>, Unknown<'static>, StreamClient> = build(
+        let job = told(
+            env,
             f,
-            "createServer(): options.onConnection",
-            |ctx: ThreadsafeCallContext<Arc<ClientInfo>>| Ok(client_js(&ctx.value)),
+            "onConnection",
+            &report,
+            |env, info: Arc<ClientInfo>| Ok(vec![js(env, client_js(&info))?]),
         )?;
-        hooks.on_connection = Some(Arc::new(move |info: Arc<ClientInfo>| {
-            tsfn.call(info, ThreadsafeFunctionCallMode::NonBlocking);
+        hooks.on_connection = Some(Arc::new(move |info| {
+            job.send(info);
         }));
     }
     if let Some(f) = cb.on_disconnect {
-        type EndArgs = FnArgs<(StreamClient, &'static str)>;
-        let tsfn: Tsfn<(Arc<ClientInfo>, EndReason), Unknown<'static>, EndArgs> = build(
+        let job = told(
+            env,
             f,
-            "createServer(): options.onDisconnect",
-            |ctx: ThreadsafeCallContext<(Arc<ClientInfo>, EndReason)>| {
-                let (info, reason) = ctx.value;
-                Ok(FnArgs::from((client_js(&info), reason.as_str())))
+            "onDisconnect",
+            &report,
+            |env, (info, reason): (Arc<ClientInfo>, EndReason)| {
+                Ok(vec![js(env, client_js(&info))?, js(env, reason.as_str())?])
             },
         )?;
-        hooks.on_disconnect = Some(Arc::new(move |info: Arc<ClientInfo>, reason: EndReason| {
-            tsfn.call((info, reason), ThreadsafeFunctionCallMode::NonBlocking);
+        hooks.on_disconnect = Some(Arc::new(move |info, reason| {
+            job.send((info, reason));
         }));
     }
-    // Errors go to onError(error, where), or to console.error: never nowhere.
-    let (report, user): (Unknown, bool) = match cb.on_error {
-        Some(f) => (f, true),
-        None => {
-            let console: Object = env.get_global()?.get_named_property("console")?;
-            (console.get_named_property("error")?, false)
-        }
-    };
-    type Arg = Either<JsError, String>;
-    let tsfn: Tsfn<(&'static str, Error), Unknown<'static>, FnArgs<(Arg, Arg)>> = build(
-        report,
-        "createServer(): options.onError",
-        move |ctx: ThreadsafeCallContext<(&'static str, Error)>| {
-            let (place, error) = ctx.value;
-            let err = Either::A(JsError::from(error));
-            Ok(FnArgs::from(if user {
-                (err, Either::B(place.to_owned()))
-            } else {
-                (Either::B(format!("hyper-sse: {place} failed:")), err)
-            }))
-        },
-    )?;
-    hooks.on_error = Some(Arc::new(move |place: &'static str, error: HookError| {
-        let error = match error.downcast::<Error>() {
-            Ok(e) => *e,
-            Err(other) => Error::new(Status::GenericFailure, other.to_string()),
-        };
-        tsfn.call((place, error), ThreadsafeFunctionCallMode::NonBlocking);
-    }));
     Ok(hooks)
 }
 
 /// A CORS `origin` function as an engine predicate.
-pub fn origin_predicate(f: Unknown) -> Res<AllowOrigin> {
-    let tsfn: Arc<Tsfn<String, Returned<OriginVerdict>, String>> = Arc::new(build(
+pub fn origin_predicate(env: &Env, f: Unknown) -> Res<AllowOrigin> {
+    let ask = answering(
+        env,
         f,
         "createServer(): options.cors.origin",
-        |ctx: ThreadsafeCallContext<String>| Ok(ctx.value),
-    )?);
+        |env, origin: String| Ok(vec![js(env, origin)?]),
+    )?;
     Ok(AllowOrigin::Predicate(Arc::new(
         move |origin: String| -> HookFuture<bool> {
-            let tsfn = Arc::clone(&tsfn);
-            Box::pin(async move { ask(&tsfn, origin).await.map(|v| v.0) })
+            let verdict = ask(origin);
+            Box::pin(async move { verdict.await.map(|v: OriginVerdict| v.0) })
         },
     )))
 }

@@ -51,10 +51,10 @@ pub struct ServerOptions {
     /// Reconnection delay (ms) sent as `retry:` when each stream opens; the
     /// browser waits this long before reconnecting. Default: not sent.
     pub retry: Option<f64>,
-    /// Extra response headers for event streams. Headers that would break the
-    /// stream (`Content-Type`, `Content-Length`, `Transfer-Encoding`,
-    /// `Connection`, …) are refused.
-    #[napi(ts_type = "Record<string, string>")]
+    /// Extra response headers for event streams; an array sends the header
+    /// once per value. Headers that would break the stream (`Content-Type`,
+    /// `Content-Length`, `Transfer-Encoding`, `Connection`, …) are refused.
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// Events kept per channel for `Last-Event-ID` replay. Default 1000.
     /// With history on, events sent without an `id` get an automatic one;
@@ -110,10 +110,12 @@ pub struct ServerOptions {
         ts_type = "(request: HttpRequest) => HttpReply | undefined | Promise<HttpReply | undefined>"
     )]
     pub on_request: Option<Unknown<'static>>,
-    /// Receives errors thrown by your hooks, with where they happened
-    /// (`'onConnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
-    /// problems (`'redis'`). Without it they go to
-    /// `console.error`.
+    /// Receives what your hooks threw or rejected with (the value as it is),
+    /// with where it happened (`'onConnect'`, `'onConnection'`,
+    /// `'onDisconnect'`, `'onRequest'`, `'cors.origin'`), and Redis backplane
+    /// problems (`'redis'`). Without it they go to `console.error`. No hook
+    /// failure stops the server: if `onError` itself throws or rejects, that
+    /// goes to `console.error` (and to standard error if that fails too).
     #[napi(ts_type = "(error: Error, where: string) => void")]
     pub on_error: Option<Unknown<'static>>,
     /// Cross-origin access for streams and routes. `origin`: `'*'` (default),
@@ -125,9 +127,13 @@ pub struct ServerOptions {
         ts_type = "{ origin?: '*' | string | string[] | ((origin: string) => boolean | Promise<boolean>), credentials?: boolean, maxAge?: number }"
     )]
     pub cors: Option<Unknown<'static>>,
-    /// Most streams open at once; beyond it new streams get 503.
+    /// Most streams held at once: open streams plus stream requests still
+    /// waiting for `onConnect` or a `cors.origin` function. Beyond it new
+    /// stream requests get 503 with `Retry-After`. Routes (`onRequest`,
+    /// static files) are not counted. Default unlimited.
     pub max_connections: Option<f64>,
-    /// Most streams open at once from one IP address; beyond it 429.
+    /// The same count per client IP address; beyond it 429 with
+    /// `Retry-After`. Default unlimited.
     pub max_connections_per_ip: Option<f64>,
     /// Milliseconds a client may take to send its request head; then 408
     /// and the connection is closed (slowloris). Default 10000; 0 = off.
@@ -136,6 +142,12 @@ pub struct ServerOptions {
     pub max_header_bytes: Option<f64>,
     /// Largest request body read for `onRequest` (413 beyond). Default 1048576.
     pub max_body_bytes: Option<f64>,
+    /// Milliseconds a request waits for `onConnect`, `onRequest` or a
+    /// `cors.origin` function to settle. Then it is answered without the hook
+    /// (503 with `Retry-After` for a stream request, 504 for a route), the
+    /// hook's late result is discarded, and `onError` gets an `Error` with
+    /// `code: 'ERR_HOOK_TIMEOUT'`. Default 10000; 0 waits as long as it takes.
+    pub hook_timeout: Option<f64>,
     /// Serve HTTPS: `cert` and `key` as PEM text or Buffers, `ca` for
     /// intermediate certificates. ALPN offers `h2` and `http/1.1`, so
     /// browsers get HTTP/2 (many EventSources share one connection) and older
@@ -166,8 +178,9 @@ pub struct ConnectResult {
     /// Channels this stream reads (accept).
     #[napi(ts_type = "string | string[]")]
     pub channels: Option<Unknown<'static>>,
-    /// Extra response headers for this stream (accept or deny).
-    #[napi(ts_type = "Record<string, string>")]
+    /// Extra response headers for this stream (accept or deny); an array
+    /// sends the header once per value.
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// Deny with this HTTP status (e.g. 401, 403, 204, 429).
     pub status: Option<f64>,
@@ -179,10 +192,14 @@ pub struct ConnectResult {
 /// What `onRequest` may return.
 #[napi(object, object_to_js = false)]
 pub struct HttpReply {
-    /// The status, default 200.
+    /// The status, default 200. A 204 or 304 reply has no body (and no
+    /// `Content-Length`).
     pub status: Option<f64>,
-    /// Response headers (`Content-Length` is set for you).
-    #[napi(ts_type = "Record<string, string>")]
+    /// Response headers; an array sends the header once per value
+    /// (`{ 'Set-Cookie': ['a=1', 'b=2'] }`). `Content-Length` is set for you;
+    /// `Connection: 'close'` closes the connection after this reply (no
+    /// other `Connection` value is allowed).
+    #[napi(ts_type = "Record<string, string | string[]>")]
     pub headers: Option<Unknown<'static>>,
     /// A string (text/plain), a Buffer (application/octet-stream) or any
     /// other value (application/json) unless `Content-Type` is given.
@@ -214,7 +231,9 @@ pub struct SseEvent {
 #[napi(object, object_to_js = false)]
 pub struct SendOptions {
     /// The channel or channels; default `'default'`, the channel every
-    /// stream reads unless `onConnect` or the query chose others.
+    /// stream reads unless `onConnect` or the query chose others. A channel
+    /// name is non-empty, has no control characters and is at most 256
+    /// bytes long.
     #[napi(ts_type = "string | string[]")]
     pub channel: Option<Unknown<'static>>,
 }

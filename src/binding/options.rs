@@ -35,6 +35,7 @@ const OPTION_NAMES: &[&str] = &[
     "headerTimeout",
     "maxHeaderBytes",
     "maxBodyBytes",
+    "hookTimeout",
     "tls",
     "http2",
     "redis",
@@ -104,7 +105,7 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
         config.first_comment = Some(convert::string(v, &what("firstComment"))?);
     }
     if let Some(v) = get("cors")? {
-        config.cors = Some(cors(v)?);
+        config.cors = Some(cors(env, v)?);
     }
     if let Some(v) = get("maxConnections")? {
         config.max_connections = Some(convert::count(v, &what("maxConnections"), "streams")?);
@@ -128,6 +129,10 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
     }
     if let Some(v) = get("maxBodyBytes")? {
         config.max_body_bytes = convert::count(v, &what("maxBodyBytes"), "bytes")? as usize;
+    }
+    if let Some(v) = get("hookTimeout")? {
+        let ms = convert::count(v, &what("hookTimeout"), "milliseconds")?;
+        config.hook_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
     if let Some(v) = get("tls")? {
         let pem = tls_pem(v, &what("tls"))?;
@@ -270,17 +275,17 @@ fn paths(value: Unknown) -> Res<Vec<String>> {
     }
 }
 
-fn cors(value: Unknown) -> Res<Cors> {
+fn cors(env: &Env, value: Unknown) -> Res<Cors> {
     let what = format!("{P}.cors");
     let obj = convert::object(value, &what)?;
     convert::check_keys(&obj, &["origin", "credentials", "maxAge"], &what)?;
     let origin = match convert::field(&obj, "origin")? {
         None => AllowOrigin::Any,
         Some(o) => match o.get_type()? {
-            ValueType::Function => hooks::origin_predicate(o)?,
+            ValueType::Function => hooks::origin_predicate(env, o)?,
             ValueType::String if String::from_unknown(o)? == "*" => AllowOrigin::Any,
             _ => {
-                let list = convert::channels(o, &format!("{what}.origin"))?;
+                let list = convert::strings(o, &format!("{what}.origin"))?;
                 for origin in &list {
                     if !(origin.starts_with("http://") || origin.starts_with("https://"))
                         || origin.ends_with('/')
