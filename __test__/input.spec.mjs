@@ -61,6 +61,10 @@ const badOptions = [
   ['keepAlive string', { keepAlive: '15s' }, TypeError, /options\.keepAlive must be a number, got string/],
   ['keepAlive negative', { keepAlive: -5 }, RangeError, /options\.keepAlive must be a non-negative integer/],
   ['keepAlive fractional', { keepAlive: 0.5 }, RangeError, /options\.keepAlive/],
+  ['stallTimeout string', { stallTimeout: '30s' }, TypeError, /options\.stallTimeout must be a number, got string/],
+  ['stallTimeout negative', { stallTimeout: -1 }, RangeError, /options\.stallTimeout must be a non-negative integer \(milliseconds\), got -1/],
+  ['stallTimeout fractional', { stallTimeout: 0.5 }, RangeError, /options\.stallTimeout/],
+  ['maxBufferedBytes zero', { maxBufferedBytes: 0 }, RangeError, /options\.maxBufferedBytes must be at least 1, got 0/],
   ['retry negative', { retry: -1 }, RangeError, /options\.retry must be a non-negative integer/],
   ['retry not a number', { retry: null }, TypeError, /options\.retry must be a number, got null/],
   ['headers not an object', { headers: 'x' }, TypeError, /options\.headers must be an object/],
@@ -78,7 +82,7 @@ for (const [name, options, Type, message] of badOptions) {
 }
 
 test('createServer accepts every documented option', async (t) => {
-  const s = createServer({ path: ['/a', '/b'], static: '.', keepAlive: 0, retry: 1000, headers: { 'X-Test': 'yes' } })
+  const s = createServer({ path: ['/a', '/b'], static: '.', keepAlive: 0, retry: 1000, headers: { 'X-Test': 'yes' }, maxBufferedBytes: 1 << 20, stallTimeout: 0 })
   t.is(s.port, null)
   await s.close()
   t.notThrows(() => createServer())

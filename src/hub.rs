@@ -6,16 +6,19 @@
 //!
 //! - **Publishing** takes the hub's publish lock, gives the event the next
 //!   global sequence number, encodes it once (with an automatic id when it has
-//!   none and history is on), appends the same `Bytes` to each target log,
-//!   marks those channels dirty and pokes the fan-out task. Its cost does not
-//!   depend on the number of clients.
+//!   none and history is on), appends the same [`Encoded`] buffer to each
+//!   target log, marks those channels dirty and pokes the fan-out task. Its
+//!   cost does not depend on the number of clients.
 //! - **Fan-out** runs on tokio's threads: for each dirty channel it wakes the
 //!   channel's clients, evicts the ones over their byte budget, and trims the
 //!   log to what its slowest remaining client still needs (never below
-//!   `history` events).
+//!   `history` events). It also trims, without waking anyone, a log whose
+//!   slowest reader moved on or left, so a quiet channel does not keep a burst.
 //! - **Reading**: a woken client takes everything after its cursors whose
 //!   sequence number is committed, merges its channels in global order
 //!   (an event sent to two of its channels arrives once), and advances.
+//! - **Stalls**: a watchdog evicts a client that had data waiting and made no
+//!   progress for `stall_timeout` ([`Hub::run_watchdog`]).
 //! - **Replay**: a client that reconnects with `Last-Event-ID` gets cursors
 //!   placed right after that event in each of its channels, under the same
 //!   locks publishing uses, so the replay flows into the live stream with no
@@ -65,10 +68,12 @@ pub struct Retention {
     pub stall_timeout: Option<Duration>,
 }
 
-/// The default byte budget: about 3.5 times the furthest a client reading
-/// as fast as loopback allows fell behind in the benchmark's bursts (see
-/// the README, "Slow clients"), so that only a client that is really not
-/// keeping up reaches it.
+/// The default byte budget: 3.5 times the benchmark's largest burst per
+/// client (4.6 MB) and 8 times what clients reading as fast as loopback
+/// allows needed to get all of it (the README's "Slow clients" has the
+/// measurements), so that only a client that is really not keeping up
+/// reaches it. Being behind costs no memory of its own, so a generous
+/// budget is cheap.
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The default stall limit: far longer than any pause of a healthy
@@ -1753,6 +1758,12 @@ mod tests {
         // Other streams on the same connection keep the socket busy.
         progress.written.fetch_add(100, Ordering::Relaxed);
         assert!(client.stalled_for(2));
+    }
+
+    #[test]
+    fn a_log_entry_is_a_number_and_a_pointer() {
+        // History is `history` entries per channel: keep each one small.
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
     }
 
     #[test]
