@@ -65,6 +65,27 @@ const backplaneSetups = [
   { name: '2 instances + Redis (send on A, clients on B)', redis: true },
 ]
 
+// What history costs per stored event (hyper-sse alone): 100,000 events of
+// 100 B in many channels, at the default history and at a short one.
+const historyRows = [
+  { title: '100 channels × history 1,000 (default)', channels: 100, count: 1000, size: 100, options: {} },
+  { title: '1,000 channels × history 100', channels: 1000, count: 100, size: 100, options: { history: 100 } },
+]
+
+/** One history row: a fresh hyper-sse peer, filled through its /history route. */
+async function historyCost(h) {
+  const server = await startServer(peers[0], { PEER_OPTIONS: JSON.stringify(h.options) })
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.port}/history?channels=${h.channels}&count=${h.count}&size=${h.size}`, { method: 'POST' })
+    if (!res.ok) return { error: `${res.status} ${await res.text()}` }
+    return await res.json()
+  } catch (e) {
+    return { error: e.message }
+  } finally {
+    await stopServer(server)
+  }
+}
+
 function build() {
   const cargo = (manifest) =>
     execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
@@ -245,6 +266,15 @@ async function main() {
       results.sendcost.push({ clients: r.connected ?? clients, nsPerCall: ns ?? null, cpuNsPerCall: cpuNs ?? null })
     }
   }
+  results.history = []
+  if (!only || only.includes('history')) {
+    for (const h of historyRows) {
+      process.stdout.write(`  history    ${h.title} … `)
+      const r = await historyCost(h)
+      console.log(r.error ? `error: ${r.error}` : `${fmt(r.rssPerEvent)} B of RSS per stored event, ${fmt(r.encodedPerEvent)} B encoded`)
+      results.history.push({ ...h, ...r })
+    }
+  }
   results.backplane = []
   for (const sc of backplaneRows) {
     if (only && !only.includes(sc.id)) continue
@@ -331,6 +361,14 @@ function table(results) {
     lines.push(`|---|${results.sendcost.map(() => '---:').join('|')}|`)
     lines.push(`| µs per call, JS-thread CPU time | ${results.sendcost.map((c) => fmt(c.cpuNsPerCall / 1000, 2)).join(' | ')} |`)
     lines.push(`| µs per call, wall clock (one CPU shared with the engine's threads) | ${results.sendcost.map((c) => fmt(c.nsPerCall / 1000, 2)).join(' | ')} |`)
+  }
+  if (results.history?.length) {
+    lines.push('')
+    lines.push('| hyper-sse history: 100,000 stored events of 100 B | RSS B per stored event | encoded B per event | overhead B |')
+    lines.push('|---|---:|---:|---:|')
+    for (const h of results.history) {
+      lines.push(`| ${h.title} | ${fmt(h.rssPerEvent)} | ${fmt(h.encodedPerEvent)} | ${fmt(h.rssPerEvent - h.encodedPerEvent)} |`)
+    }
   }
   if (results.backplane?.length) {
     const setups = backplaneSetups.map((s) => s.name)

@@ -36,6 +36,44 @@ function onSendcost(query) {
   return { body: { count, nsPerCall: Number(ns) / count, cpuNsPerCall: cpuNs / count } }
 }
 
+/**
+ * What history costs: fills `channels` channels with `count` events of
+ * `size` bytes each, twice (two sets of channels), and reports the RSS the
+ * second fill added per stored event, beside the event's encoded size (its
+ * `data:` line and automatic `id:`). The first fill brings the JavaScript
+ * heap and the allocator to their working size, so what the second one adds
+ * is the history alone.
+ */
+async function onHistory(query) {
+  const channels = intValue(query.channels)
+  const count = intValue(query.count)
+  const size = intValue(query.size)
+  if (!channels) return badRequest('channels')
+  if (!count) return badRequest('count')
+  if (size === null) return badRequest('size')
+  const data = 'x'.repeat(size)
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 300))
+  const fill = (set) => {
+    const targets = Array.from({ length: channels }, (_, c) => ({ channel: `h${set}-${c}` }))
+    for (let i = 0; i < count; i++) for (const target of targets) server.send(data, target)
+  }
+  fill(0)
+  await settle()
+  const before = process.memoryUsage().rss
+  const first = server.stats().eventsSent + 1
+  fill(1)
+  await settle()
+  const grown = process.memoryUsage().rss - before
+  const stored = Object.entries(server.stats().channels)
+    .filter(([name]) => name.startsWith('h1-'))
+    .reduce((sum, [, c]) => sum + c.history, 0)
+  // `id: <epoch>-<n>\ndata: <data>\n\n`; the epoch is the start time in base 36.
+  const epoch = Date.now().toString(36).length
+  let encoded = 0
+  for (let n = first; n < first + stored; n++) encoded += 4 + epoch + 1 + String(n).length + 1 + 6 + size + 2
+  return { body: { stored, rssPerEvent: grown / stored, encodedPerEvent: encoded / stored } }
+}
+
 function onRequest(req) {
   switch (`${req.method} ${req.path}`) {
     case 'POST /burst':
@@ -44,6 +82,8 @@ function onRequest(req) {
       return rate((n) => req.query[n], (data) => server.send(data))
     case 'POST /sendcost':
       return onSendcost(req.query)
+    case 'POST /history':
+      return onHistory(req.query)
     case 'GET /stats':
       return { body: { rss: process.memoryUsage().rss, connections: server.stats().connections } }
     default:
