@@ -994,14 +994,19 @@ impl Hub {
         // lands in the lists taken below or schedules another round.
         self.scheduled.store(false, Ordering::Release);
         let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let trims = std::mem::take(&mut *lock(&self.trims));
         for ch in dirty {
             ch.dirty.store(false, Ordering::Release);
+            // A channel's fan-out trims it too: a trim asked for before
+            // this point is done by it. A swap, not a store, so that the
+            // cursor moves of whoever asked are seen by the fan-out.
+            ch.trim_due.swap(false, Ordering::AcqRel);
             self.fan_out(&ch, true);
         }
-        let trims = std::mem::take(&mut *lock(&self.trims));
         for ch in trims {
-            ch.trim_due.store(false, Ordering::Release);
-            self.fan_out(&ch, false);
+            if ch.trim_due.swap(false, Ordering::AcqRel) {
+                self.fan_out(&ch, false);
+            }
         }
     }
 
