@@ -20,7 +20,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use hyper_sse::event::{encode_comment, heartbeat, retry_hint, Event, Problem};
+use hyper_sse::event::{encode_comment, heartbeat, retry_hint, Event, FieldError, Problem};
 use hyper_sse_fuzz::sse_spec::{Dispatch, Message, Parser};
 use libfuzzer_sys::fuzz_target;
 
@@ -89,6 +89,30 @@ fn message(event: Option<&str>, data: &str) -> Message {
     }
 }
 
+/// Sets one validated field; `bad` says whether the value breaks the stream.
+/// The builder must refuse exactly those, naming `field`, as a type problem.
+/// False when refused (`ev` is then unchanged).
+fn set(
+    ev: &mut Event,
+    field: &str,
+    value: &str,
+    bad: bool,
+    setter: impl FnOnce(Event, &str) -> Result<Event, FieldError>,
+) -> bool {
+    match setter(ev.clone(), value) {
+        Ok(e) => {
+            assert!(!bad, "{field} {value:?} accepted");
+            *ev = e;
+            true
+        }
+        Err(err) => {
+            assert!(bad, "{field} {value:?} refused: {err}");
+            assert_eq!((err.field, err.problem), (field, Problem::Type));
+            false
+        }
+    }
+}
+
 /// Builds the event as `send()` does, checking what the builder refuses.
 /// `None` when a field was refused (nothing is sent then).
 fn build(
@@ -101,39 +125,18 @@ fn build(
     if let Some(data) = data {
         ev = ev.data(data.as_str());
     }
-    let mut refused = false;
-    if let Some(name) = event {
-        let breaks = name.contains(['\r', '\n']);
-        match ev.clone().event(name.as_str()) {
-            Ok(e) => {
-                assert!(!breaks, "event {name:?} with a line break accepted");
-                ev = e;
-            }
-            Err(err) => {
-                assert!(breaks, "event {name:?} refused: {err}");
-                assert_eq!((err.field, err.problem), ("event", Problem::Type));
-                refused = true;
-            }
-        }
-    }
-    if let Some(id) = id {
+    let event_ok = event.as_ref().is_none_or(|name| {
+        let bad = name.contains(['\r', '\n']);
+        set(&mut ev, "event", name, bad, |e, v| e.event(v))
+    });
+    let id_ok = id.as_ref().is_none_or(|id| {
         let bad = id.contains(['\r', '\n', '\0']);
-        match ev.clone().id(id.as_str()) {
-            Ok(e) => {
-                assert!(!bad, "id {id:?} with CR/LF/NUL accepted");
-                ev = e;
-            }
-            Err(err) => {
-                assert!(bad, "id {id:?} refused: {err}");
-                assert_eq!((err.field, err.problem), ("id", Problem::Type));
-                refused = true;
-            }
-        }
-    }
+        set(&mut ev, "id", id, bad, |e, v| e.id(v))
+    });
     if let Some(retry) = retry {
         ev = ev.retry(retry);
     }
-    (!refused).then_some(ev)
+    (event_ok && id_ok).then_some(ev)
 }
 
 fuzz_target!(|input: Input| {
