@@ -96,8 +96,9 @@ pub async fn read_head(
     }
 }
 
-/// Parses a complete head, `None` while incomplete.
-fn parse(raw: &[u8]) -> Result<Option<Parts>, HeadError> {
+/// Parses a complete head, `None` while incomplete. Public so the fuzz
+/// targets (`fuzz/`) can feed it arbitrary bytes, whole and in pieces.
+pub fn parse(raw: &[u8]) -> Result<Option<Parts>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(raw) {

@@ -796,9 +796,14 @@ impl Hub {
         if self.remote && chans.len() < names.len() {
             return (Start::Live, true);
         }
-        let gseq = self
-            .parse_auto_id(id)
-            .or_else(|| chans.iter().find_map(|ch| read(&ch.log).find_id(id)));
+        // An explicit id sent more than once means its newest event in any
+        // of the channels, whatever order they are named in.
+        let gseq = self.parse_auto_id(id).or_else(|| {
+            chans
+                .iter()
+                .filter_map(|ch| read(&ch.log).find_id(id))
+                .max()
+        });
         match gseq {
             Some(g)
                 if chans.iter().all(|ch| {
@@ -1514,6 +1519,26 @@ mod tests {
         assert!(!stale);
         let mut s = sub(&hub, &[], Some("msg-2"));
         assert_eq!(texts(s.read()), ["3", "4"]);
+    }
+
+    /// Found by `fuzz/fuzz_targets/last_event_id.rs`: the first channel (in
+    /// the order given) holding the id used to win, so `subscribe` (names
+    /// sorted) and `resolve` (names as given) resumed at different events.
+    #[test]
+    fn an_explicit_id_sent_twice_resumes_after_its_newest_event_in_any_channel_order() {
+        let hub = new_hub(10, 1 << 20);
+        let again = |data: &str| Payload::Event(Event::message(data).id("same").unwrap());
+        hub.publish(&["b"], &again("1"));
+        let newest = hub.publish(&["default"], &again("2"));
+        for order in [["default", "b"], ["b", "default"]] {
+            let names: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                hub.resolve(Some("same"), &names),
+                (Start::After(newest), false)
+            );
+            let mut s = sub(&hub, &order, Some("same"));
+            assert!(matches!(s.read(), Read::Empty), "nothing after the newest");
+        }
     }
 
     #[test]

@@ -20,9 +20,9 @@ pub struct StaticRoot {
     root: PathBuf,
 }
 
-/// Why a request path maps to no file.
+/// Why a request path maps to no file (public with [`decode_segments`]).
 #[derive(Debug, PartialEq, Eq)]
-enum Refusal {
+pub enum Refusal {
     /// The path is malformed or tries to leave the root: 400.
     BadPath,
     /// Nothing servable there: 404.
@@ -128,7 +128,8 @@ impl StaticRoot {
 }
 
 /// Splits and percent-decodes a request path into plain file-name segments.
-fn decode_segments(raw_path: &str) -> Result<Vec<String>, Refusal> {
+/// Public so the fuzz targets (`fuzz/`) can check it on arbitrary paths.
+pub fn decode_segments(raw_path: &str) -> Result<Vec<String>, Refusal> {
     if !raw_path.starts_with('/') {
         return Err(Refusal::BadPath);
     }

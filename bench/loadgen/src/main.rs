@@ -6,7 +6,8 @@
 //! It is deliberately lean per connection: one single-threaded runtime, one
 //! small task and read buffer per connection, and an incremental parser that
 //! decodes chunked framing and SSE `data:` lines without allocating per event.
-//! Prints one JSON object on stdout.
+//! Prints one JSON object on stdout. The soak's scenarios (`cycle`, `stall`)
+//! live in [`soak`].
 
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+mod soak;
+
 #[derive(Clone, Debug)]
 struct Args {
     port: u16,
@@ -23,7 +26,8 @@ struct Args {
     /// measures delivery across instances (through the Redis backplane).
     control_port: u16,
     clients: usize,
-    sources: u8,
+    /// Source addresses to spread connections over ([`source_addr`]).
+    sources: u16,
     scenario: String,
     count: u64,
     size: u64,
@@ -34,6 +38,11 @@ struct Args {
     tls: bool,
     h2: bool,
     streams_per_conn: usize,
+    /// `cycle`: connections to make, and how many at a time.
+    cycles: u64,
+    concurrency: usize,
+    /// `stall`: how long to hold the stalled clients.
+    hold_s: u64,
 }
 
 fn parse_args() -> Args {
@@ -52,6 +61,9 @@ fn parse_args() -> Args {
         tls: false,
         h2: false,
         streams_per_conn: 100,
+        cycles: 1000,
+        concurrency: 128,
+        hold_s: 60,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -80,6 +92,9 @@ fn parse_args() -> Args {
                 continue;
             }
             "--streams-per-conn" => a.streams_per_conn = v.parse().expect("--streams-per-conn"),
+            "--cycles" => a.cycles = v.parse().expect("--cycles"),
+            "--concurrency" => a.concurrency = v.parse().expect("--concurrency"),
+            "--hold-s" => a.hold_s = v.parse().expect("--hold-s"),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -249,6 +264,13 @@ impl Parser {
         self.line.clear();
         self.line_len = 0;
     }
+}
+
+/// The `i`-th of `sources` loopback source addresses: 127.0.0.1, 127.0.0.2,
+/// …, 127.0.0.250, 127.0.1.1, … (250 per third octet; never .0 or .255).
+fn source_addr(i: usize, sources: u16) -> Ipv4Addr {
+    let k = i % usize::from(sources.max(1));
+    Ipv4Addr::new(127, 0, (k / 250) as u8, (1 + k % 250) as u8)
 }
 
 async fn connect(port: u16, source: Ipv4Addr) -> std::io::Result<TcpStream> {
@@ -544,7 +566,11 @@ fn main() {
         .build()
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
-    let out = local.block_on(&rt, run(args.clone(), nofile));
+    let out = match args.scenario.as_str() {
+        "cycle" => local.block_on(&rt, soak::run_cycle(&args)),
+        "stall" => local.block_on(&rt, soak::run_stall(&args)),
+        _ => local.block_on(&rt, run(args.clone(), nofile)),
+    };
     println!("{out}");
 }
 
@@ -582,7 +608,7 @@ async fn run(args: Args, nofile: u64) -> String {
         .tls
         .then(|| tls_connector(if args.h2 { b"h2" } else { b"http/1.1" }));
     for c in 0..connections {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (c % args.sources.max(1) as usize) as u8);
+        let source = source_addr(c, args.sources);
         let tally = Rc::clone(&tally);
         let sem = Rc::clone(&sem);
         let ready = Rc::clone(&ready);
