@@ -11,12 +11,15 @@
 //   2. 1,000 stalled clients (connect, read the head, never read again) held
 //      for 60 s while the server sends 10,000 events/s and 4 healthy clients
 //      read everything;
-//   3. cleanup: every client gone, the server back to where it started.
+//   3. cleanup: every client gone, the server back to where it started;
+//   4. phases 2 and 3 once more: the RSS after the second cleanup against
+//      the first is the drift (what the allocator keeps after the first
+//      round is reused, so memory that is really lost shows up as growth).
 //
 // At each phase boundary it prints the server's RSS, open fds, stats(); then
 // a PASS/FAIL line per check, and exits 1 when any fails (an fd leak after
 // cleanup, a healthy client missing or reordering events, the server dying).
-// About 3-4 minutes here. `--quick` runs 10,000 cycles and a 15 s stall;
+// About 2.5 minutes here. `--quick` runs 10,000 cycles and a 15 s stall;
 // `--stalled=N` holds N stalled clients instead of 1,000 (for comparison).
 
 import { execFileSync, fork, spawn } from 'node:child_process'
@@ -55,7 +58,7 @@ async function serve() {
         process.send({ reply: msg.id, seq })
         break
       case 'stats':
-        process.send({ reply: msg.id, stats: server.stats() })
+        process.send({ reply: msg.id, stats: server.stats(), heap: process.memoryUsage().heapTotal })
         break
       case 'close':
         clearInterval(timer)
@@ -92,7 +95,7 @@ async function soak(quick, stalledArg) {
     const stats = alive() ? await server.ask({ cmd: 'stats' }) : null
     const s = stats?.stats
     const line = alive()
-      ? `rss ${(rss(pid) / 1048576).toFixed(1)} MiB, fds ${fds(pid)}, connections ${s.connections}, ` +
+      ? `rss ${(rss(pid) / 1048576).toFixed(1)} MiB (JS heap ${(stats.heap / 1048576).toFixed(1)} MiB), fds ${fds(pid)}, connections ${s.connections}, ` +
         `totalConnections ${s.totalConnections}, evicted ${s.evicted}, eventsSent ${s.eventsSent}, ` +
         `deliveries ${s.deliveries}, bytesSent ${s.bytesSent}, denied ${s.denied}, ` +
         `history ${s.channels?.default?.history ?? 0}`
@@ -101,11 +104,13 @@ async function soak(quick, stalledArg) {
     return s
   }
 
+  let baseFds = 0
+  let baseRss = 0
   try {
     console.log(`soak: hyper-sse at its defaults, pid ${pid}, port ${server.port}; ${cycles.toLocaleString('en')} cycles, ${stalled} stalled clients for ${holdS} s at ${stallRate.toLocaleString('en')} events/s`)
     await settle()
-    const baseFds = fds(pid)
-    const baseRss = rss(pid)
+    baseFds = fds(pid)
+    baseRss = rss(pid)
     await report('start')
 
     // Phase 1: connect/disconnect cycles under a steady trickle of events.
@@ -128,7 +133,40 @@ async function soak(quick, stalledArg) {
     check('no connection left after the cycles', afterCycles?.connections === 0, `connections ${afterCycles?.connections}, fds ${fds(pid)} (start ${baseFds})`)
     check('the healthy client got every event in order during the cycles', watcher.ok(lastSeq1), watcher.summary(lastSeq1))
 
-    // Phase 2: stalled clients while events flow fast, healthy clients beside them.
+    // After each round: the process's RSS, and the part of it that is not
+    // the JavaScript heap (V8 grows its heap lazily and keeps it; the rest is
+    // the engine's and the allocator's).
+    const afterRound = []
+    for (const round of [1, 2]) {
+      if (!(await stallRound(round))) break
+      const { heap } = await server.ask({ cmd: 'stats' })
+      afterRound.push({ rss: rss(pid), heap })
+    }
+    if (afterRound.length === 2) {
+      const [one, two] = afterRound
+      const native = (two.rss - two.heap) - (one.rss - one.heap)
+      console.log(`memory: rss ${mib(baseRss)} MiB at start; after round 1 ${mib(one.rss)} MiB (JS heap ${mib(one.heap)}), after round 2 ${mib(two.rss)} MiB (JS heap ${mib(two.heap)})`)
+      check('no drift of the memory outside the JS heap from one stall round to the next', native < 16 * 1048576, `${(native / 1048576).toFixed(1)} MiB; RSS ${((two.rss - one.rss) / 1048576).toFixed(1)} MiB, JS heap ${((two.heap - one.heap) / 1048576).toFixed(1)} MiB`)
+    }
+    check('the server stayed up', alive(), died && JSON.stringify(died))
+    if (alive()) {
+      await server.ask({ cmd: 'close' })
+      const exited = await waitFor(() => !alive(), 10_000)
+      check('the server closed cleanly', exited && died?.code === 0, JSON.stringify(died))
+    }
+  } catch (err) {
+    check('soak ran to the end', false, err?.stack ?? String(err))
+  } finally {
+    if (alive()) server.child.kill('SIGKILL')
+  }
+  const failed = results.filter((r) => !r.ok).length
+  console.log(`soak: ${results.length - failed} passed, ${failed} failed`)
+  return failed ? 1 : 0
+
+  /** Phases 2 and 3: stalled clients while events flow fast, healthy clients beside them, then cleanup. */
+  async function stallRound(round) {
+    const tag = (label) => `round ${round}: ${label}`
+    const afterCycles = await report(tag('before the stall'))
     const readers = []
     for (let i = 0; i < healthyCount; i++) readers.push(await healthy(server.port))
     const evictedBefore = afterCycles?.evicted ?? 0
@@ -136,7 +174,7 @@ async function soak(quick, stalledArg) {
     const stall = startLoadgen(loadgen, ['--port', String(server.port), '--scenario', 'stall', '--clients', String(stalled), '--sources', '1000', '--hold-s', String(holdS)], holdS + 120)
     const connectedAt = await stall.connected
     const t2 = Date.now()
-    console.log(`stall: ${connectedAt} stalled clients connected; holding ${holdS} s`)
+    console.log(`stall (round ${round}): ${connectedAt} stalled clients connected; holding ${holdS} s`)
     const timeline = []
     let peakRss = 0
     let peakFds = 0
@@ -153,7 +191,7 @@ async function soak(quick, stalledArg) {
       const s = (await server.ask({ cmd: 'stats' })).stats
       const behind = readers.map((r) => s.eventsSent - r.last()).join('/')
       timeline.push(`${t}s: ${s.evicted - evictedBefore} evicted, ${s.connections} open, rss ${mib(rss(pid))} MiB, kernel TCP ${mib(tcpMemory())} MiB, healthy behind by ${behind} events`)
-      if (t === 30 || t === holdS) await report(`stall +${t}s`)
+      if (t === 30 || t === holdS) await report(tag(`stall +${t}s`))
     }
     const stallRes = await stall.done
     clearInterval(sampler)
@@ -162,36 +200,23 @@ async function soak(quick, stalledArg) {
     console.log(`stall: ${JSON.stringify(stallRes.result ?? stallRes.error)}`)
     console.log(`stall: peak server rss ${mib(peakRss)} MiB, peak fds ${peakFds}, peak kernel TCP memory ${mib(peakTcp)} MiB (tcp_mem pressure/max: ${tcpLimits()})`)
     for (const r of readers) await r.until(lastSeq2)
-    const afterStall = await report('after stall')
-    check(`${stalled} stalled clients connected and held ${holdS} s`, stallRes.result?.connected === stalled && stallRes.result?.errors === 0, stallRes.result ? `${stallRes.result.connected} connected, ${stallRes.result.errors} errors` : stallRes.error)
+    const afterStall = await report(tag('after stall'))
+    check(`round ${round}: ${stalled} stalled clients connected and held ${holdS} s`, stallRes.result?.connected === stalled && stallRes.result?.errors === 0, stallRes.result ? `${stallRes.result.connected} connected, ${stallRes.result.errors} errors` : stallRes.error)
     const cutOff = readers.filter((r) => r.cutOff()).length
     const evicted = (afterStall?.evicted ?? 0) - evictedBefore
     console.log(`stall: ${evicted} clients evicted as slow during the stall phase; ${cutOff} of the ${healthyCount} healthy clients cut off; ${stallRes.result?.stillOpen} stalled sockets still ESTABLISHED at the client after ${holdS} s (a FIN behind unread data never arrives)`)
-    readers.forEach((r, i) => check(`healthy client ${i + 1} got every event in order during the stall`, r.ok(lastSeq2), r.summary(lastSeq2)))
+    readers.forEach((r, i) => check(`round ${round}: healthy client ${i + 1} got every event in order during the stall`, r.ok(lastSeq2), r.summary(lastSeq2)))
 
     // Cleanup: everyone gone, the server back where it started.
     for (const r of readers) r.close()
     await waitFor(async () => alive() && (await server.ask({ cmd: 'stats' })).stats.connections === 0, 30_000)
     await settle()
-    const end = await report('after cleanup')
+    const end = await report(tag('after cleanup'))
     const endFds = alive() ? fds(pid) : -1
-    check('no connection left after cleanup', end?.connections === 0, `connections ${end?.connections}`)
-    check('no fd leaked after cleanup', alive() && endFds <= baseFds, `fds ${endFds}, at start ${baseFds}`)
-    console.log(`memory: rss ${(baseRss / 1048576).toFixed(1)} MiB at start, ${(rss(pid) / 1048576).toFixed(1)} MiB after cleanup`)
-    check('the server stayed up', alive(), died && JSON.stringify(died))
-    if (alive()) {
-      await server.ask({ cmd: 'close' })
-      const exited = await waitFor(() => !alive(), 10_000)
-      check('the server closed cleanly', exited && died?.code === 0, JSON.stringify(died))
-    }
-  } catch (err) {
-    check('soak ran to the end', false, err?.stack ?? String(err))
-  } finally {
-    if (alive()) server.child.kill('SIGKILL')
+    check(`round ${round}: no connection left after cleanup`, end?.connections === 0, `connections ${end?.connections}`)
+    check(`round ${round}: no fd leaked after cleanup`, alive() && endFds <= baseFds, `fds ${endFds}, at start ${baseFds}`)
+    return alive() ? end : null
   }
-  const failed = results.filter((r) => !r.ok).length
-  console.log(`soak: ${results.length - failed} passed, ${failed} failed`)
-  return failed ? 1 : 0
 }
 
 function buildLoadgen() {
