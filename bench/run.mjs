@@ -138,7 +138,11 @@ function startServer(peer, extraEnv = {}) {
 function stopServer({ child }) {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+    const timer = setTimeout(() => {
+      // A server that ignores SIGTERM for 3 s is a finding, not just a chore.
+      console.error(`\n  warning: pid ${child.pid} did not exit within 3 s of SIGTERM; killed`)
+      child.kill('SIGKILL')
+    }, 3000)
     child.once('exit', () => {
       clearTimeout(timer)
       resolve()

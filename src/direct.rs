@@ -36,8 +36,9 @@ pub struct DirectStream {
     socket: TcpStream,
     stream: EventStream,
     conn: Arc<ConnState>,
-    /// What is being written now.
-    out: Option<Chunks>,
+    /// What is being written now. Boxed: an idle stream, the common case,
+    /// then carries one pointer instead of a whole frame.
+    out: Option<Box<Chunks>>,
     chunked: bool,
     ending: bool,
 }
@@ -60,7 +61,7 @@ impl DirectStream {
             socket,
             stream,
             conn,
-            out: Some(Chunks::one(head)),
+            out: Some(Box::new(Chunks::one(head))),
             chunked,
             ending: false,
         }
@@ -146,13 +147,13 @@ impl Future for DirectStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        this.out = Some(this.frame(data));
+                        this.out = Some(Box::new(this.frame(data)));
                     }
                 }
                 Poll::Ready(None) => {
                     this.ending = true;
                     if this.chunked {
-                        this.out = Some(Chunks::one(Bytes::from_static(TERMINATOR)));
+                        this.out = Some(Box::new(Chunks::one(Bytes::from_static(TERMINATOR))));
                     }
                 }
                 Poll::Ready(Some(Err(_))) => return Poll::Ready(Finished::Evicted),

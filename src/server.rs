@@ -839,7 +839,7 @@ mod tests {
             "{}",
             std::mem::size_of_val(&fut)
         );
-        assert!(std::mem::size_of::<DirectStream>() <= 512);
+        assert!(std::mem::size_of::<DirectStream>() <= 320);
         drop(c);
     }
 }
