@@ -254,6 +254,7 @@ fuzz_target!(|input: Input| {
     let hub = Hub::new(Retention {
         history,
         max_buffered_bytes: 1 << 20,
+        stall_timeout: None,
     });
     // A fixed epoch, so a failing input replays the same way.
     hub.set_id_space(IdSpace {
