@@ -79,7 +79,54 @@ export declare class Server {
    * without `redis`); a send Redis refuses for good (a wrong key type,
    * say) is reported to `onError` and does not hold it up. Rejects when
    * the server closes first.
+   * Takes over a request that your own Node server accepted (`http`,
+   * `https`, or `http2`'s compatibility API; Express, Fastify after
+   * `reply.hijack()`, Koa with `ctx.respond = false`) and streams to it,
+   * on your port, with everything a stream from {@link Server.listen}
+   * has: channels, history and `Last-Event-ID` replay, budgets, heartbeats,
+   * CORS, limits, hooks, the Redis backplane, and `close()`.
+   *
+   * ```js
+   * app.get('/events', requireUser, (req, res) => {
+   *   sse.handle(req, res, { channels: ['news', `user:${req.user.id}`] })
+   * })
+   * ```
+   *
+   * With `options.channels` the stream reads those channels and
+   * `onConnect` is not called (your middleware decided); without it the
+   * query and `onConnect` decide, as for `listen()`.
+   *
+   * On plaintext HTTP/1.x (Linux, macOS) the engine takes the socket
+   * from Node and serves the stream itself (`transport: 'native'`); on
+   * TLS, HTTP/2, Windows, or a response whose `write` a framework wrapped,
+   * each batch goes through `res.write()` (`transport: 'bridged'`).
+   *
+   * Resolves with the client once the stream head is written, or `null`
+   * when the request was answered without a stream (denied, a limit,
+   * CORS, HEAD, 405). Rejects with a `TypeError` when `req`/`res` are not
+   * a live request and response, or `res` has sent headers or ended; with
+   * an `Error` with code `'ERR_SERVER_CLOSED'` after `close()` (the
+   * response is answered 503).
    */
+  handle(req: import('node:http').IncomingMessage | import('node:http2').Http2ServerRequest, res: import('node:http').ServerResponse | import('node:http2').Http2ServerResponse, options?: HandleOptions): Promise<StreamClient | null>
+  /**
+   * Streams to a web `Request` in a fetch-style server (Hono, Next.js
+   * route handlers, any `(request) => Response` handler on Node): resolves
+   * with a `Response` whose body is a `ReadableStream` the engine feeds
+   * (`text/event-stream`, with everything a stream from `listen()` has).
+   * `request.signal` aborting, or the reader cancelling, ends the client.
+   * A request answered without a stream (denied, a limit, CORS, HEAD,
+   * 405) resolves with that answer; after `close()`, with a 503.
+   *
+   * ```js
+   * app.get('/events', (c) => sse.fetch(c.req.raw, { channels: 'news' }))
+   * ```
+   *
+   * Rejects with a `TypeError` when `request` is not a web `Request`.
+   * `maxConnectionsPerIp` does not apply: a `Request` does not say who
+   * the client is (`maxConnections` does).
+   */
+  fetch(request: Request, options?: HandleOptions): Promise<Response>
   flush(): Promise<void>
   /** The server's counters right now. */
   stats(): ServerStats
@@ -168,6 +215,17 @@ export interface ConnectResult {
  * unknown or has the wrong type or value.
  */
 export declare function createServer(options?: ServerOptions): Server
+
+/** How {@link Server.handle} and {@link Server.fetch} stream a request. */
+export interface HandleOptions {
+  /**
+   * The channel or channels the stream reads, chosen by your own code
+   * (an auth middleware, a route parameter); `onConnect` is then not
+   * called. Without it the `?channel=` query (with `channelsFromQuery`)
+   * and `onConnect` decide, as for `listen()`.
+   */
+  channels?: string | string[]
+}
 
 /** What `onRequest` may return. */
 export interface HttpReply {
@@ -477,4 +535,11 @@ export interface StreamClient {
    * replayed, so send the client a fresh snapshot.
    */
   lastEventIdStale: boolean
+  /**
+   * How a stream from `handle()` or `fetch()` is carried: `'native'` when
+   * the engine took the connection's socket and writes it itself,
+   * `'bridged'` when each batch goes through the other server (TLS,
+   * HTTP/2, a wrapped response, `fetch()`). Absent in hooks.
+   */
+  transport?: 'native' | 'bridged'
 }

@@ -4,7 +4,7 @@
 //! [`event`] (the wire format), [`hub`] (the event log, subscribers and
 //! fan-out), [`stream`] (one client's response body), [`connection`] (slow-client
 //! eviction), [`server`] (accept loop,
-//! routing, shutdown), [`static_files`], [`stats`] and [`body`].
+//! routing, shutdown), [`handoff`] (streams for requests other servers accepted), [`static_files`], [`stats`] and [`body`].
 //! [`backplane`] makes several servers act as one through Redis.
 //! [`binding`] is the only module that knows about N-API and JavaScript.
 
@@ -16,6 +16,7 @@ pub mod connection;
 pub mod cors;
 pub mod direct;
 pub mod event;
+pub mod handoff;
 pub mod hooks;
 pub mod http1;
 pub mod hub;

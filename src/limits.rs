@@ -36,7 +36,8 @@ impl Limits {
 
     /// Takes a slot for a stream from `ip` (`None` when no limit is set, so
     /// unlimited servers keep no per-address table), or says which limit is
-    /// reached.
+    /// reached. An unspecified address (`0.0.0.0`: a fetch-style handler
+    /// that does not tell who the client is) counts only against the total.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Permit>, Refusal> {
         if self.max_total.is_none() && self.max_per_ip.is_none() {
             return Ok(None);
@@ -48,7 +49,7 @@ impl Limits {
             }
         }
         let count = per_ip.entry(ip).or_insert(0);
-        if let Some(max) = self.max_per_ip {
+        if let (Some(max), false) = (self.max_per_ip, ip.is_unspecified()) {
             if *count >= max {
                 return Err(Refusal::PerIp);
             }
@@ -98,6 +99,10 @@ mod tests {
         assert_eq!(limits.acquire(b).unwrap_err(), Refusal::Total);
         drop(p1);
         assert!(limits.acquire(a).unwrap().is_some());
+        let anyone: IpAddr = "0.0.0.0".parse().unwrap();
+        let wide = Limits::new(Some(3), Some(1));
+        let _q1 = wide.acquire(anyone).unwrap();
+        let _q2 = wide.acquire(anyone).unwrap();
         assert!(Limits::new(None, None).acquire(a).unwrap().is_none());
     }
 }

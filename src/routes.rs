@@ -15,7 +15,7 @@ use crate::hooks::{
     within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
 };
 use crate::http1::{check_request, forbids_body};
-use crate::hub::{EndReason, DEFAULT_CHANNEL};
+use crate::hub::{EndReason, Subscriber, DEFAULT_CHANNEL};
 use crate::limits::{Permit, Refusal};
 use crate::server::Shared;
 use crate::static_files::plain;
@@ -27,14 +27,15 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What a request to a stream path comes to.
 pub(crate) enum Outcome {
     /// An answer without a stream (denied, preflight, HEAD, 405, …).
     Reply(Response<ResponseBody>),
-    /// The stream's response head (its body still empty) and the stream.
-    Stream(Response<ResponseBody>, EventStream),
+    /// A stream, started.
+    Stream(Started),
 }
 
 /// Whether `path` opens an event stream.
@@ -106,13 +107,19 @@ pub(crate) async fn route(
         return Ok(answer);
     }
     if is_stream_path(&shared, parts.uri.path()) {
-        return Ok(match stream_request(&parts, &shared, &conn, peer).await {
-            Outcome::Reply(response) => response,
-            Outcome::Stream(mut head, stream) => {
-                *head.body_mut() = ResponseBody::Events(Box::new(stream));
-                head
-            }
-        });
+        return Ok(
+            match stream_request(&parts, &shared, &conn, peer, None).await {
+                Outcome::Reply(response) => response,
+                Outcome::Stream(Started {
+                    mut response,
+                    stream,
+                    ..
+                }) => {
+                    *response.body_mut() = ResponseBody::Events(Box::new(stream));
+                    response
+                }
+            },
+        );
     }
     let mut response = match cors_gate(&parts, &shared, false, allow(&shared, true)).await {
         Ok(verdict) => {
@@ -181,17 +188,28 @@ fn no_content() -> Response<ResponseBody> {
 /// still waiting for the CORS origin function or `onConnect` counts against
 /// `maxConnections` (and `maxConnectionsPerIp`) like an open stream; the
 /// hook time limit bounds how long it can hold it.
+///
+/// `handing` is set for a request another server accepted (`handle()`,
+/// `fetch()`).
 pub(crate) async fn stream_request(
     parts: &Parts,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     peer: SocketAddr,
+    handing: Option<Handing>,
 ) -> Outcome {
-    let mut outcome = decide_stream(parts, shared, conn, peer).await;
-    match &mut outcome {
-        Outcome::Reply(r) | Outcome::Stream(r, _) => finish(shared, r),
-    }
+    let mut outcome = decide_stream(parts, shared, conn, peer, handing).await;
+    finish(shared, outcome.response_mut());
     outcome
+}
+
+impl Outcome {
+    /// The response either way (a stream's head, or the whole answer).
+    pub(crate) fn response_mut(&mut self) -> &mut Response<ResponseBody> {
+        match self {
+            Outcome::Reply(r) | Outcome::Stream(Started { response: r, .. }) => r,
+        }
+    }
 }
 
 async fn decide_stream(
@@ -199,10 +217,11 @@ async fn decide_stream(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     peer: SocketAddr,
+    handing: Option<Handing>,
 ) -> Outcome {
     let candidate = match parts.method {
         Method::GET => {
-            let candidate = match Candidate::new(parts, shared, peer) {
+            let candidate = match Candidate::new(parts, shared, peer, handing) {
                 Ok(candidate) => candidate,
                 Err(bad) => return Outcome::Reply(bad_channel(bad)),
             };
@@ -225,9 +244,7 @@ async fn decide_stream(
         _ => Outcome::Reply(method_not_allowed(shared)),
     };
     if let Verdict::Allowed(headers) = verdict {
-        match &mut outcome {
-            Outcome::Reply(r) | Outcome::Stream(r, _) => append(r, headers),
-        }
+        append(outcome.response_mut(), headers);
     }
     outcome
 }
@@ -433,26 +450,51 @@ struct Candidate<'a> {
     id: u64,
     channels: Vec<String>,
     last_event_id: Option<String>,
+    /// The channels were chosen by the server that accepted the request
+    /// (`handle()` with `channels`), not by the query or `onConnect`.
+    chosen: bool,
+    /// For a handed-over request: set when its client went away.
+    left: Option<Arc<AtomicBool>>,
     /// Built once when a hook will look at it: a stream without hooks keeps
     /// no copy of its request headers.
     request: Option<Arc<RequestInfo>>,
 }
 
 impl<'a> Candidate<'a> {
-    fn new(req: &'a Parts, shared: &Shared, peer: SocketAddr) -> Result<Self, BadName> {
+    fn new(
+        req: &'a Parts,
+        shared: &Shared,
+        peer: SocketAddr,
+        handing: Option<Handing>,
+    ) -> Result<Self, BadName> {
         let hooks = &shared.config.hooks;
-        let (channels, last_event_id) = stream_params(req, shared)?;
+        let (asked, last_event_id) = stream_params(req, shared)?;
+        let handed = handing.is_some();
+        let (chosen, left) = match handing {
+            Some(h) => (h.channels, Some(h.left)),
+            None => (None, None),
+        };
         Ok(Candidate {
             req,
             peer,
             id: shared.hub.next_client_id(),
-            channels,
+            chosen: chosen.is_some(),
+            channels: chosen.unwrap_or(asked),
+            left,
             last_event_id,
-            request: (hooks.on_connect.is_some()
+            request: (handed
+                || hooks.on_connect.is_some()
                 || hooks.on_connection.is_some()
                 || hooks.on_disconnect.is_some())
             .then(|| request_info(req, peer)),
         })
+    }
+
+    /// Whether the client of a handed-over request went away.
+    fn has_left(&self) -> bool {
+        self.left
+            .as_ref()
+            .is_some_and(|l| l.load(Ordering::Acquire))
     }
 
     /// The client as the hooks see it, reading `channels`.
@@ -479,67 +521,130 @@ impl<'a> Candidate<'a> {
     }
 }
 
+/// What a request another server accepted brings along.
+pub(crate) struct Handing {
+    /// The channels its application chose; `None` lets the query and
+    /// `onConnect` decide.
+    pub(crate) channels: Option<Vec<String>>,
+    /// Set when its client goes away.
+    pub(crate) left: Arc<AtomicBool>,
+}
+
+/// A stream that was admitted: its response head (body still empty), the
+/// stream, and the client as the hooks (and `handle()`) see it, when anyone
+/// will look (a stream without hooks keeps no copy of its request).
+pub(crate) struct Started {
+    pub(crate) response: Response<ResponseBody>,
+    pub(crate) stream: EventStream,
+    pub(crate) client: Option<Arc<ClientInfo>>,
+}
+
+/// Admits, places and starts a stream; the three steps every way into a
+/// stream (`listen()`'s transports, `handle()`, `fetch()`) share.
 async fn open_stream(
     candidate: Candidate<'_>,
     permit: Option<Permit>,
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
 ) -> Outcome {
-    let hooks = &shared.config.hooks;
-    let mut channels = candidate.channels.clone();
-    let (id, last_event_id) = (candidate.id, candidate.last_event_id.as_deref());
-
-    let mut extra_headers = Vec::new();
-    if let Some(on_connect) = &hooks.on_connect {
-        let mut stale = shared.hub.resolve(last_event_id, &channels).1;
-        if let (true, Some(backplane), Some(id)) = (stale, &shared.backplane, last_event_id) {
-            stale = backplane.is_stale(id, &channels).await;
-        }
-        let decision = within(
-            shared.config.hook_timeout,
-            on_connect(candidate.info(&channels, stale)),
-        )
-        .await;
-        match decision {
-            Err(why) => return Outcome::Reply(unanswered(shared, "onConnect", why, true)),
-            Ok(Decision::Deny(r)) => return candidate.deny(shared, reply(r)),
-            Ok(Decision::Accept {
-                channels: chosen,
-                headers,
-            }) => {
-                if let Some(chosen) = chosen {
-                    channels = chosen;
-                }
-                extra_headers = headers;
-            }
-        }
+    let (channels, extra_headers) = match admit(&candidate, shared).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    if candidate.has_left() {
+        // Gone while the hook decided: never counted as connected.
+        return Outcome::Reply(plain(StatusCode::BAD_REQUEST, "the client went away\n"));
     }
+    let (subscriber, stale) = place(&candidate, &channels, shared, conn).await;
+    let mut started = start(&candidate, subscriber, stale, permit, shared, conn);
+    append(&mut started.response, extra_headers);
+    Outcome::Stream(started)
+}
 
+/// Admission: the connect hook decides (accept with channels and headers, or
+/// deny), unless the channels were chosen already (`handle()` with
+/// `channels`: the application's own middleware decided).
+async fn admit(
+    candidate: &Candidate<'_>,
+    shared: &Arc<Shared>,
+) -> Result<(Vec<String>, Vec<(http::HeaderName, HeaderValue)>), Outcome> {
+    let channels = candidate.channels.clone();
+    let on_connect = match (&shared.config.hooks.on_connect, candidate.chosen) {
+        (Some(on_connect), false) => on_connect,
+        _ => return Ok((channels, Vec::new())),
+    };
+    let last_event_id = candidate.last_event_id.as_deref();
+    let mut stale = shared.hub.resolve(last_event_id, &channels).1;
+    if let (true, Some(backplane), Some(id)) = (stale, &shared.backplane, last_event_id) {
+        stale = backplane.is_stale(id, &channels).await;
+    }
+    let decision = within(
+        shared.config.hook_timeout,
+        on_connect(candidate.info(&channels, stale)),
+    )
+    .await;
+    match decision {
+        Err(why) => Err(Outcome::Reply(unanswered(shared, "onConnect", why, true))),
+        Ok(Decision::Deny(r)) => Err(candidate.deny(shared, reply(r))),
+        Ok(Decision::Accept {
+            channels: chosen,
+            headers,
+        }) => Ok((chosen.unwrap_or(channels), headers)),
+    }
+}
+
+/// Placement: the client joins its channels where it resumes (the
+/// backplane's floor, the local logs, or the backplane's replay when the
+/// local logs do not reach back far enough). True with it when the
+/// `Last-Event-ID` could not be resumed from.
+async fn place(
+    candidate: &Candidate<'_>,
+    channels: &[String],
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+) -> (Subscriber, bool) {
+    let last_event_id = candidate.last_event_id.as_deref();
     let floor = match &shared.backplane {
-        Some(backplane) => backplane.floor(&channels).await,
+        Some(backplane) => backplane.floor(channels).await,
         None => 0,
     };
     let (mut subscriber, mut stale) = shared.hub.subscribe_from(
-        id,
-        &channels,
+        candidate.id,
+        channels,
         last_event_id,
         Arc::clone(&conn.progress),
         floor,
     );
-    // The local logs did not cover the id: the backplane may still have it.
     if let (true, Some(backplane), Some(last)) = (stale, &shared.backplane, last_event_id) {
         let names = subscriber.client().channel_names();
         stale = backplane.replay(&mut subscriber, last, &names).await;
     }
+    (subscriber, stale)
+}
+
+/// Start: the stream itself (preamble, heartbeats, limit slot, the
+/// connection hooks) and its response head.
+fn start(
+    candidate: &Candidate<'_>,
+    subscriber: Subscriber,
+    stale: bool,
+    permit: Option<Permit>,
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+) -> Started {
+    let hooks = &shared.config.hooks;
+    let id = candidate.id;
     conn.attach(Arc::clone(subscriber.client()));
-    let client = (hooks.on_connection.is_some() || hooks.on_disconnect.is_some())
-        .then(|| candidate.info(&subscriber.client().channel_names(), stale));
+    let client = (candidate.left.is_some()
+        || hooks.on_connection.is_some()
+        || hooks.on_disconnect.is_some())
+    .then(|| candidate.info(&subscriber.client().channel_names(), stale));
     if let (Some(on_connection), Some(client)) = (&hooks.on_connection, &client) {
         on_connection(Arc::clone(client));
     }
     let on_end = {
         let conn = Arc::clone(conn);
-        let report = hooks.on_disconnect.clone().zip(client);
+        let report = hooks.on_disconnect.clone().zip(client.clone());
         Box::new(move |reason: EndReason| {
             conn.detach(id);
             if let Some((on_disconnect, client)) = report {
@@ -547,7 +652,24 @@ async fn open_stream(
             }
         })
     };
+    let stream = EventStream::new(
+        subscriber,
+        preamble(shared),
+        shared.config.keep_alive,
+        Arc::clone(&shared.stats),
+        permit,
+        Some(on_end),
+        Arc::clone(conn),
+    );
+    Started {
+        response: stream_head(candidate.req, shared),
+        stream,
+        client,
+    }
+}
 
+/// What every stream writes first: the retry hint, then the first comment.
+fn preamble(shared: &Shared) -> Option<Bytes> {
     let mut preamble = BytesMut::new();
     if let Some(retry) = &shared.preamble {
         preamble.extend_from_slice(retry);
@@ -555,18 +677,7 @@ async fn open_stream(
     if let Some(comment) = &shared.config.first_comment {
         preamble.extend_from_slice(&encode_comment(comment));
     }
-    let stream = EventStream::new(
-        subscriber,
-        (!preamble.is_empty()).then(|| preamble.freeze()),
-        shared.config.keep_alive,
-        Arc::clone(&shared.stats),
-        permit,
-        Some(on_end),
-        Arc::clone(conn),
-    );
-    let mut response = stream_head(candidate.req, shared);
-    append(&mut response, extra_headers);
-    Outcome::Stream(response, stream)
+    (!preamble.is_empty()).then(|| preamble.freeze())
 }
 
 async fn serve_plain(

@@ -12,6 +12,7 @@ use crate::connection::{ConnState, Ended, Shutdown, Supervised};
 use crate::cors::Cors;
 use crate::direct::DirectStream;
 use crate::event::{retry_hint, Event};
+use crate::handoff::{take, Handled, Handoff, Tracker};
 use crate::hooks::Hooks;
 use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
@@ -248,6 +249,19 @@ pub(crate) struct Shared {
     pub(crate) limits: Arc<Limits>,
     /// The retry hint block, encoded once.
     pub(crate) preamble: Option<crate::event::Encoded>,
+    /// Whether the hub's fan-out and stall watchdog run yet: started by
+    /// `listen()`, or by the first handed-over stream.
+    background: std::sync::Once,
+}
+
+impl Shared {
+    /// Starts the hub's background tasks once (on the current runtime).
+    pub(crate) fn start_background(&self) {
+        self.background.call_once(|| {
+            tokio::spawn(Arc::clone(&self.hub).run_fanout());
+            tokio::spawn(Arc::clone(&self.hub).run_watchdog());
+        });
+    }
 }
 
 enum State {
@@ -264,6 +278,8 @@ enum State {
 /// A Server-Sent Events server: one hub, one listener, many streams.
 pub struct Server {
     shared: Arc<Shared>,
+    /// Streams for requests other servers accepted ([`Server::take`]).
+    handed: Arc<Tracker>,
     state: Mutex<State>,
     /// Set as soon as `close` is called, so `send` refuses without a lock.
     closing: std::sync::atomic::AtomicBool,
@@ -294,7 +310,9 @@ impl Server {
                 config,
                 hub,
                 stats: Arc::new(Stats::default()),
+                background: std::sync::Once::new(),
             }),
+            handed: Arc::default(),
             state: Mutex::new(State::Idle),
             closing: std::sync::atomic::AtomicBool::new(false),
         }
@@ -392,6 +410,11 @@ impl Server {
         }
     }
 
+    /// Whether `close` has been called (it may still be running).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether `close` has been called.
     pub fn is_closed(&self) -> bool {
         matches!(*self.lock_state(), State::Closed)
@@ -466,8 +489,7 @@ impl Server {
             .local_addr()
             .map_err(|e| ListenError::from_io(&e, "listen", shown_host, port))?;
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(Arc::clone(&self.shared.hub).run_fanout());
-        tokio::spawn(Arc::clone(&self.shared.hub).run_watchdog());
+        self.shared.start_background();
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&self.shared), stopped));
         *state = State::Listening {
             addr,
@@ -537,6 +559,24 @@ impl Server {
             }
             _ => self.shared.hub.close(),
         }
+        // The hub is closed: every handed-over stream is ending too.
+        self.handed.wait(self.shared.config.shutdown_grace).await;
+    }
+
+    /// Takes over a stream request another server accepted (Node's `http`,
+    /// `https`, `http2`, a fetch-style handler): the same admission, limits
+    /// and placement as a request `listen()` accepted. The stream it may
+    /// start is then served on the connection's socket or through the other
+    /// server ([`crate::handoff`]). A server that never listens serves these
+    /// too. `Err` after `close()`.
+    pub async fn take(&self, handoff: Handoff) -> Result<Handled, SendError> {
+        self.check_open()?;
+        Ok(take(&self.shared, &self.handed, handoff).await)
+    }
+
+    /// How many handed-over streams are being carried now.
+    pub fn handed_streams(&self) -> usize {
+        self.handed.open()
     }
 }
 
@@ -690,7 +730,7 @@ async fn prepare(
         // hyper is not here to refuse a request it could not frame.
         let outcome = match refuse_malformed(&shared, &first.parts) {
             Some(answer) => Outcome::Reply(answer),
-            None => stream_request(&first.parts, &shared, &state, peer).await,
+            None => stream_request(&first.parts, &shared, &state, peer, None).await,
         };
         return match outcome {
             Outcome::Reply(response) => {
@@ -700,20 +740,12 @@ async fn prepare(
                 let _ = shutdown_write(&socket);
                 Next::Done
             }
-            Outcome::Stream(mut response, stream) => {
-                let chunked = version == http::Version::HTTP_11;
-                if chunked {
-                    response.headers_mut().insert(
-                        http::header::TRANSFER_ENCODING,
-                        http::HeaderValue::from_static("chunked"),
-                    );
-                }
-                let mut head = encode_head(&response, version);
-                head.extend_from_slice(b"\r\n");
+            Outcome::Stream(started) => {
+                let (head, chunked) = direct_head(started.response, version);
                 Next::Direct(DirectStream::new(
                     socket,
-                    head.freeze(),
-                    stream,
+                    head,
+                    started.stream,
                     state,
                     chunked,
                 ))
@@ -726,6 +758,25 @@ async fn prepare(
         CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
     );
     serve_hyper(io, false, &shared, state, peer, shutdown, &builder)
+}
+
+/// The response head of a stream served without hyper, as bytes, and
+/// whether its body is chunked (HTTP/1.1; an HTTP/1.0 client gets the raw
+/// stream, ended by closing the connection).
+pub(crate) fn direct_head(
+    mut response: http::Response<crate::body::ResponseBody>,
+    version: http::Version,
+) -> (bytes::Bytes, bool) {
+    let chunked = version == http::Version::HTTP_11;
+    if chunked {
+        response.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
+    let mut head = encode_head(&response, version);
+    head.extend_from_slice(b"\r\n");
+    (head.freeze(), chunked)
 }
 
 /// A TLS connection: handshake (bounded by the header timeout), then HTTP/2

@@ -61,7 +61,7 @@ struct Heartbeat {
 }
 
 /// Bytes hyper adds around a chunk of `len` bytes: hex size, CRLF, CRLF.
-fn chunk_overhead(len: usize) -> u64 {
+pub(crate) fn chunk_overhead(len: usize) -> u64 {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
     u64::from(digits) + 4
 }

@@ -68,6 +68,12 @@ pub struct StreamClient {
     /// True when that id is unknown or older than the history: nothing was
     /// replayed, so send the client a fresh snapshot.
     pub last_event_id_stale: bool,
+    /// How a stream from `handle()` or `fetch()` is carried: `'native'` when
+    /// the engine took the connection's socket and writes it itself,
+    /// `'bridged'` when each batch goes through the other server (TLS,
+    /// HTTP/2, a wrapped response, `fetch()`). Absent in hooks.
+    #[napi(ts_type = "'native' | 'bridged'")]
+    pub transport: Option<String>,
 }
 
 /// A plain (non-stream) request, for `onRequest`.
@@ -126,7 +132,7 @@ fn header_map(req: &RequestInfo) -> HashMap<String, String> {
 }
 
 /// A client as JavaScript sees it.
-fn client_js(info: &ClientInfo) -> StreamClient {
+pub(super) fn client_js(info: &ClientInfo) -> StreamClient {
     let req = &info.request;
     StreamClient {
         id: info.id.to_string(),
@@ -140,6 +146,7 @@ fn client_js(info: &ClientInfo) -> StreamClient {
         http_version: req.version.to_owned(),
         last_event_id: info.last_event_id.clone(),
         last_event_id_stale: info.last_event_id_stale,
+        transport: None,
     }
 }
 
@@ -163,7 +170,7 @@ fn request_js(r: &PlainRequest) -> HttpRequest {
 /// Takes the pending JavaScript exception, if there is one, as an error that
 /// holds the thrown value as it is (whatever was thrown: an `Error`, a
 /// string, a symbol).
-fn take_exception(env: &Env) -> Option<Error> {
+pub(super) fn take_exception(env: &Env) -> Option<Error> {
     let raw = env.raw();
     let mut pending = false;
     let mut exception = ptr::null_mut();
@@ -185,7 +192,7 @@ fn take_exception(env: &Env) -> Option<Error> {
 /// or, when it left an exception pending (a getter that threw, say), that
 /// exception, which is the better account of what went wrong. Afterwards
 /// nothing is pending.
-fn caught<R>(env: &Env, f: impl FnOnce() -> Result<R>) -> Result<R> {
+pub(super) fn caught<R>(env: &Env, f: impl FnOnce() -> Result<R>) -> Result<R> {
     let result = f();
     match take_exception(env) {
         Some(thrown) => Err(thrown),
@@ -194,7 +201,7 @@ fn caught<R>(env: &Env, f: impl FnOnce() -> Result<R>) -> Result<R> {
 }
 
 /// A Rust value as a JavaScript value.
-fn js<V: ToNapiValue>(env: &Env, value: V) -> Result<sys::napi_value> {
+pub(super) fn js<V: ToNapiValue>(env: &Env, value: V) -> Result<sys::napi_value> {
     // SAFETY: `env` is the live env of the JavaScript thread we run on.
     unsafe { V::to_napi_value(env.raw(), value) }
 }
@@ -261,11 +268,11 @@ unsafe fn is_promise(env: sys::napi_env, value: sys::napi_value) -> Result<bool>
 }
 
 /// Work the engine sends to the JavaScript thread from any thread.
-struct OnJsThread<T: 'static>(ThreadsafeFunction<T, (), (), Status, false, true>);
+pub(super) struct OnJsThread<T: 'static>(ThreadsafeFunction<T, (), (), Status, false, true>);
 
 impl<T: 'static> OnJsThread<T> {
     /// `work` runs on the JavaScript thread for each value sent.
-    fn new(env: &Env, mut work: impl FnMut(&Env, T) + 'static) -> Result<Self> {
+    pub(super) fn new(env: &Env, mut work: impl FnMut(&Env, T) + 'static) -> Result<Self> {
         let noop = env.create_function_from_closure::<(), (), _>("hyperSseHook", |_| Ok(()))?;
         let tsfn = noop
             .build_threadsafe_function::<T>()
@@ -285,7 +292,7 @@ impl<T: 'static> OnJsThread<T> {
 
     /// Queues `value` for the JavaScript thread. False when Node is shutting
     /// down and nothing will run (the value is dropped).
-    fn send(&self, value: T) -> bool {
+    pub(super) fn send(&self, value: T) -> bool {
         self.0.call(value, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
     }
 }

@@ -17,6 +17,7 @@
 //! `http.Server`.
 
 mod convert;
+mod handoff;
 mod hooks;
 mod options;
 
@@ -227,6 +228,17 @@ pub struct SseEvent {
     pub retry: Option<f64>,
 }
 
+/// How {@link Server.handle} and {@link Server.fetch} stream a request.
+#[napi(object, object_to_js = false)]
+pub struct HandleOptions {
+    /// The channel or channels the stream reads, chosen by your own code
+    /// (an auth middleware, a route parameter); `onConnect` is then not
+    /// called. Without it the `?channel=` query (with `channelsFromQuery`)
+    /// and `onConnect` decide, as for `listen()`.
+    #[napi(ts_type = "string | string[]")]
+    pub channels: Option<Unknown<'static>>,
+}
+
 /// Where {@link Server.send} delivers.
 #[napi(object, object_to_js = false)]
 pub struct SendOptions {
@@ -318,6 +330,8 @@ pub struct Server {
     /// What this server holds on Node's side; shared with the callback that
     /// settles `listen()`, which lets go of it when binding fails.
     hold: Arc<Mutex<ProcessHold>>,
+    /// The JavaScript half of `handle()` and `fetch()`, made on first use.
+    handoffs: Option<handoff::Handoffs>,
 }
 
 /// What a listening server holds on to in Node (see the module docs). Only
@@ -387,6 +401,7 @@ pub fn create_server(env: &Env, options: Option<Unknown>) -> Result<Server> {
     Ok(Server {
         engine: Arc::new(crate::server::Server::new(config)),
         hold: Arc::default(),
+        handoffs: None,
     })
 }
 
@@ -574,6 +589,86 @@ impl Server {
     /// without `redis`); a send Redis refuses for good (a wrong key type,
     /// say) is reported to `onError` and does not hold it up. Rejects when
     /// the server closes first.
+    /// Takes over a request that your own Node server accepted (`http`,
+    /// `https`, or `http2`'s compatibility API; Express, Fastify after
+    /// `reply.hijack()`, Koa with `ctx.respond = false`) and streams to it,
+    /// on your port, with everything a stream from {@link Server.listen}
+    /// has: channels, history and `Last-Event-ID` replay, budgets, heartbeats,
+    /// CORS, limits, hooks, the Redis backplane, and `close()`.
+    ///
+    /// ```js
+    /// app.get('/events', requireUser, (req, res) => {
+    ///   sse.handle(req, res, { channels: ['news', `user:${req.user.id}`] })
+    /// })
+    /// ```
+    ///
+    /// With `options.channels` the stream reads those channels and
+    /// `onConnect` is not called (your middleware decided); without it the
+    /// query and `onConnect` decide, as for `listen()`.
+    ///
+    /// On plaintext HTTP/1.x (Linux, macOS) the engine takes the socket
+    /// from Node and serves the stream itself (`transport: 'native'`); on
+    /// TLS, HTTP/2, Windows, or a response whose `write` a framework wrapped,
+    /// each batch goes through `res.write()` (`transport: 'bridged'`).
+    ///
+    /// Resolves with the client once the stream head is written, or `null`
+    /// when the request was answered without a stream (denied, a limit,
+    /// CORS, HEAD, 405). Rejects with a `TypeError` when `req`/`res` are not
+    /// a live request and response, or `res` has sent headers or ended; with
+    /// an `Error` with code `'ERR_SERVER_CLOSED'` after `close()` (the
+    /// response is answered 503).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "req: import('node:http').IncomingMessage | import('node:http2').Http2ServerRequest, res: import('node:http').ServerResponse | import('node:http2').Http2ServerResponse, options?: HandleOptions",
+        ts_return_type = "Promise<StreamClient | null>"
+    )]
+    pub fn handle<'env>(
+        &mut self,
+        env: &'env Env,
+        req: Unknown<'env>,
+        res: Unknown<'env>,
+        options: Option<Unknown<'env>>,
+    ) -> Result<PromiseRaw<'env, Option<StreamClient>>> {
+        if self.handoffs.is_none() {
+            self.handoffs = Some(handoff::Handoffs::new(env)?);
+        }
+        let handoffs = self.handoffs.as_mut().expect("made just above");
+        handoff::handle(env, &self.engine, handoffs, req, res, options)
+    }
+
+    /// Streams to a web `Request` in a fetch-style server (Hono, Next.js
+    /// route handlers, any `(request) => Response` handler on Node): resolves
+    /// with a `Response` whose body is a `ReadableStream` the engine feeds
+    /// (`text/event-stream`, with everything a stream from `listen()` has).
+    /// `request.signal` aborting, or the reader cancelling, ends the client.
+    /// A request answered without a stream (denied, a limit, CORS, HEAD,
+    /// 405) resolves with that answer; after `close()`, with a 503.
+    ///
+    /// ```js
+    /// app.get('/events', (c) => sse.fetch(c.req.raw, { channels: 'news' }))
+    /// ```
+    ///
+    /// Rejects with a `TypeError` when `request` is not a web `Request`.
+    /// `maxConnectionsPerIp` does not apply: a `Request` does not say who
+    /// the client is (`maxConnections` does).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "request: Request, options?: HandleOptions",
+        ts_return_type = "Promise<Response>"
+    )]
+    pub fn fetch<'env>(
+        &mut self,
+        env: &'env Env,
+        request: Unknown<'env>,
+        options: Option<Unknown<'env>>,
+    ) -> Result<PromiseRaw<'env, Unknown<'env>>> {
+        if self.handoffs.is_none() {
+            self.handoffs = Some(handoff::Handoffs::new(env)?);
+        }
+        let handoffs = self.handoffs.as_mut().expect("made just above");
+        handoff::fetch(env, &self.engine, handoffs, request, options)
+    }
+
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = Arc::clone(&self.engine);
