@@ -339,3 +339,68 @@ test('a server that never listens serves handle(); after close() the process exi
   t.regex(out, /got: hello/)
   t.regex(out, /closed/)
 })
+
+test('examples/node-http: the seed server with send() in place of its loop, as the README shows it', async (t) => {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../examples/node-http/server.mjs', import.meta.url))], {
+    env: { ...process.env, PORT: '0', INTERVAL_MS: '100' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = new Promise((r) => child.once('exit', (code) => r(code)))
+  t.teardown(() => child.kill('SIGKILL'))
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
+  await waitFor('the listening line', () => /listening on (http:\S+)/.test(out), 10000)
+  const url = /listening on (http:\S+)/.exec(out)[1]
+  t.regex((await fetchText(url)).body, /new EventSource\("\/sendMessage"\)/)
+  const es = new EventSource(`${url}sendMessage`)
+  const got = { message: 0, myEvent: 0 }
+  es.onmessage = () => got.message++
+  es.addEventListener('myEvent', () => got.myEvent++)
+  await waitFor('both kinds of event', () => got.message >= 2 && got.myEvent >= 2, 10000)
+  es.close()
+  child.kill('SIGTERM')
+  t.is(await exited, 0)
+})
+
+test("Node's requestTimeout and headersTimeout do not end a bridged stream that outlives them", async (t) => {
+  const pem = makeCert()
+  const sse = createServer({ keepAlive: 0 })
+  t.teardown(() => sse.close())
+  const options = { ...pem, requestTimeout: 600, headersTimeout: 500, connectionsCheckingInterval: 100 }
+  const { port } = await nodeServer(t, (req, res) => sse.handle(req, res), https.createServer, options)
+  let text = ''
+  let ended = false
+  const req = https.get(`https://127.0.0.1:${port}/events`, { ca: pem.cert, agent: false }, (res) => {
+    res.setEncoding('utf8')
+    res.on('data', (d) => (text += d))
+    res.on('close', () => (ended = true))
+  })
+  t.teardown(() => req.destroy())
+  await waitFor('the stream', () => sse.stats().connections === 1)
+  await new Promise((r) => setTimeout(r, 1500))
+  sse.send('still here')
+  await waitFor('the late event', () => text.includes('still here'))
+  t.false(ended)
+})
+
+test('a response whose write a framework wrapped is bridged, and every byte goes through the wrapper', async (t) => {
+  const sse = createServer({ history: 0 })
+  t.teardown(() => sse.close())
+  const handled = []
+  let wrapped = 0
+  const { port } = await nodeServer(t, (req, res) => {
+    const write = res.write
+    res.write = function (chunk, ...rest) {
+      wrapped += chunk.length
+      return write.call(this, chunk, ...rest)
+    }
+    handled.push(sse.handle(req, res))
+  })
+  const client = sseClient(`http://127.0.0.1:${port}/events`)
+  t.teardown(() => client.close())
+  await waitFor('the stream', () => handled.length === 1)
+  t.is((await handled[0]).transport, 'bridged')
+  sse.send('through the wrapper')
+  await waitFor('the event', () => client.events.length === 1)
+  t.is(wrapped, 'data: through the wrapper\n\n'.length)
+})

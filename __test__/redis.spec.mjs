@@ -525,3 +525,30 @@ test('close() twice, or before listen(), returns at once', async (t) => {
   t.is(a.server.stats().backplane.state, 'closed')
   t.is(idle.stats().backplane.state, 'closed')
 })
+
+test('handle(): two never-listening instances inside Node servers act as one through Redis, with replay across them', async (t) => {
+  const http = (await import('node:http')).default
+  const prefix = uniquePrefix()
+  const node = async () => {
+    const sse = createServer({ redis: { url: redis.url, prefix } })
+    t.teardown(() => sse.close())
+    const server = http.createServer((req, res) => sse.handle(req, res, { channels: 'news' }))
+    await new Promise((r) => server.listen(0, '127.0.0.1', r))
+    t.teardown(() => new Promise((r) => { server.closeAllConnections(); server.close(r) }))
+    return { sse, url: `http://127.0.0.1:${server.address().port}/events` }
+  }
+  const a = await node()
+  const b = await node()
+  const onB = sseClient(b.url)
+  t.teardown(() => onB.close())
+  await waitFor('the stream on b', () => b.sse.stats().connections === 1)
+  for (let i = 0; i < 20; i++) a.sse.send(`n${i}`, { channel: 'news' })
+  await a.sse.flush()
+  await waitFor('every event on b', () => onB.events.length === 20)
+  t.deepEqual(data(onB), Array.from({ length: 20 }, (_, i) => `n${i}`))
+  // Resume on a from an id b handed out.
+  const resumed = sseClient(a.url, { lastEventId: onB.events[9].id })
+  t.teardown(() => resumed.close())
+  await waitFor('the replay on a', () => resumed.events.length === 10)
+  t.deepEqual(data(resumed), data(onB).slice(10))
+})

@@ -75,6 +75,28 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+impl Answer {
+    /// `503` with `Retry-After`: the server cannot take streams now (it is
+    /// closing, or its backplane is unreachable); `why` is the body.
+    pub fn unavailable(why: &str) -> Answer {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("5"),
+        );
+        headers.insert(http::header::CONTENT_LENGTH, why.len().into());
+        Answer {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            headers,
+            body: Bytes::copy_from_slice(why.as_bytes()),
+        }
+    }
+}
+
 /// A started stream that nothing carries yet.
 pub struct Opened {
     head: Response<ResponseBody>,
@@ -251,17 +273,18 @@ impl Bridge {
                 Step::Evicted => return outlet.end(false),
             };
             let len = batch.len();
-            let delivered = match watching(self.client(), outlet.write(batch)).await {
-                Some(Wrote::Taken) => true,
+            match watching(self.client(), outlet.write(batch)).await {
+                Some(Wrote::Taken) => {}
                 Some(Wrote::Full) => {
                     self.conn.progress.blocked.store(true, Ordering::Relaxed);
-                    matches!(watching(self.client(), outlet.drained()).await, Some(true))
+                    match watching(self.client(), outlet.drained()).await {
+                        Some(true) => {}
+                        Some(false) => return,
+                        None => return outlet.end(false),
+                    }
                 }
                 Some(Wrote::Gone) => return,
                 None => return outlet.end(false),
-            };
-            if !delivered {
-                return;
             }
             // What the stream counted as handed, framing included.
             let progress = &self.conn.progress;

@@ -12,7 +12,7 @@ use crate::connection::{ConnState, Ended, Shutdown, Supervised};
 use crate::cors::Cors;
 use crate::direct::DirectStream;
 use crate::event::{retry_hint, Event};
-use crate::handoff::{take, Handled, Handoff, Tracker};
+use crate::handoff::{take, Answer, Handled, Handoff, Tracker};
 use crate::hooks::Hooks;
 use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
 use crate::hub::{ChannelStats, Hub, Payload, Retention};
@@ -571,6 +571,12 @@ impl Server {
     /// too. `Err` after `close()`.
     pub async fn take(&self, handoff: Handoff) -> Result<Handled, SendError> {
         self.check_open()?;
+        if let Some(backplane) = &self.shared.backplane {
+            // As `listen()` would: no stream before the backplane is there.
+            if let Err(e) = backplane.start().await {
+                return Ok(Handled::Reply(Answer::unavailable(&format!("{e}\n"))));
+            }
+        }
         Ok(take(&self.shared, &self.handed, handoff).await)
     }
 

@@ -182,6 +182,9 @@ pub(crate) struct Inner {
     publisher_ok: AtomicBool,
     reader_ok: AtomicBool,
     started: AtomicBool,
+    /// Held while starting: `listen()` and the first handed-over streams
+    /// may all ask at once, and only one may connect.
+    starting: tokio::sync::Mutex<()>,
     /// No more sends.
     closing: AtomicBool,
     /// Tasks stop.
@@ -228,6 +231,7 @@ impl Backplane {
                 publisher_ok: AtomicBool::new(false),
                 reader_ok: AtomicBool::new(false),
                 started: AtomicBool::new(false),
+                starting: tokio::sync::Mutex::new(()),
                 closing: AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 published: AtomicU64::new(0),
@@ -246,6 +250,7 @@ impl Backplane {
     /// should not start taking clients.
     pub async fn start(&self) -> Result<(), ConnectError> {
         let inner = &self.inner;
+        let _only_one = inner.starting.lock().await;
         if inner.started.load(Ordering::Acquire) {
             return Ok(());
         }

@@ -376,22 +376,7 @@ fn closed<'env, T: ToNapiValue>(
 }
 
 fn closed_answer() -> Answer {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("5"),
-    );
-    let body = Bytes::from_static(b"the server is shutting down\n");
-    headers.insert(http::header::CONTENT_LENGTH, body.len().into());
-    Answer {
-        status: http::StatusCode::SERVICE_UNAVAILABLE,
-        headers,
-        body,
-    }
+    Answer::unavailable("the server is shutting down\n")
 }
 
 fn reply(
@@ -462,9 +447,10 @@ impl Side {
                 let served = napi::bindgen_prelude::within_runtime_if_available(|| {
                     opened.serve_native(socket)
                 });
-                call(env, &self.glue, "release", |env| {
+                // Checked just above: the handle is there to let go of.
+                let _ = call(env, &self.glue, "release", |env| {
                     Ok(vec![js(env, self.key)?, req.get_value(env)?.raw()])
-                })?;
+                });
                 if served.is_err() {
                     return Ok(None);
                 }
@@ -474,14 +460,19 @@ impl Side {
         }
         let (status, headers) = opened.head();
         let status = u32::from(status.as_u16());
-        call(env, &self.glue, "bridge", |env| {
+        let bridged = call(env, &self.glue, "bridge", |env| {
             Ok(vec![
                 js(env, self.key)?,
                 res.get_value(env)?.raw(),
                 js(env, status)?,
                 headers_js(env, headers)?.raw(),
             ])
-        })?;
+        });
+        if let Err(e) = bridged {
+            // The response refused the head: no stream (it ends as the client's).
+            self.forget();
+            return Err(e);
+        }
         self.serve_bridged(opened);
         client.transport = Some("bridged".to_owned());
         Ok(Some(client))
