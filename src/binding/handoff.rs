@@ -291,6 +291,39 @@ fn rejected<'env, T: ToNapiValue>(env: &'env Env, error: Error) -> Result<Promis
     PromiseRaw::reject(env, error)
 }
 
+/// What `handle()` and `fetch()` share before the engine decides: the
+/// options, the glue's description of the request (`describe` for
+/// `handle()`, `describeFetch` for `fetch()`, from `args`), and the engine's
+/// [`Handoff`] with its watch key; and whether the socket may be taken.
+/// `Err` is what the call rejects with.
+fn hand_over(
+    env: &Env,
+    handoffs: &mut Handoffs,
+    (context, describer): (&str, &str),
+    options: Option<Unknown>,
+    args: impl FnOnce(&Env, u32) -> Result<Vec<sys::napi_value>>,
+) -> Result<(u32, Arc<Watch>, Handoff, bool)> {
+    let channels = chosen_channels(options, context).map_err(|bad| convert::throw(env, bad))?;
+    let (key, watch) = handoffs.watch();
+    let asked = call(env, &handoffs.glue, describer, |env| args(env, key))
+        .and_then(|d| d.coerce_to_object())
+        .and_then(|d| describe(d, context).map_err(|bad| convert::throw(env, bad)));
+    let asked = match asked {
+        Ok(asked) => asked,
+        Err(e) => {
+            handoffs.unwatch(key);
+            return Err(e);
+        }
+    };
+    let handoff = Handoff {
+        parts: asked.parts,
+        peer: asked.peer,
+        channels,
+        left: Arc::clone(&watch.left),
+    };
+    Ok((key, watch, handoff, asked.takeable))
+}
+
 /// `server.handle(req, res, options)`.
 pub fn handle<'env>(
     env: &'env Env,
@@ -300,45 +333,25 @@ pub fn handle<'env>(
     res: Unknown<'env>,
     options: Option<Unknown<'env>>,
 ) -> Result<PromiseRaw<'env, Option<StreamClient>>> {
-    const CONTEXT: &str = "handle()";
-    let chosen = match chosen_channels(options, CONTEXT) {
-        Ok(c) => c,
-        Err(bad) => return rejected(env, convert::throw(env, bad)),
-    };
-    let (key, watch) = handoffs.watch();
-    let described = call(env, &handoffs.glue, "describe", |env| {
-        Ok(vec![js(env, key)?, req.raw(), res.raw()])
-    });
-    let described = match described.and_then(|d| d.coerce_to_object()) {
-        Ok(d) => d,
-        Err(e) => {
-            handoffs.unwatch(key);
-            return rejected(env, e);
-        }
-    };
-    let asked = match describe(described, CONTEXT) {
-        Ok(a) => a,
-        Err(bad) => {
-            handoffs.unwatch(key);
-            return rejected(env, convert::throw(env, bad));
-        }
+    let (key, watch, handoff, takeable) = match hand_over(
+        env,
+        handoffs,
+        ("handle()", "describe"),
+        options,
+        |env, key| Ok(vec![js(env, key)?, req.raw(), res.raw()]),
+    ) {
+        Ok(prepared) => prepared,
+        Err(e) => return rejected(env, e),
     };
     let req_ref = Object::from_unknown(req)?.create_ref::<false>()?;
     let res_ref = Object::from_unknown(res)?.create_ref::<false>()?;
     if engine.is_closing() {
         return closed(env, handoffs, key, req_ref, res_ref);
     }
-    let handoff = Handoff {
-        parts: asked.parts,
-        peer: asked.peer,
-        channels: chosen,
-        left: Arc::clone(&watch.left),
-    };
     let engine_task = Arc::clone(engine);
     let glue = Rc::clone(&handoffs.glue);
     let jobs = Arc::clone(&handoffs.jobs);
     let watches = Arc::clone(&handoffs.watches);
-    let takeable = asked.takeable;
     env.spawn_future_with_callback(
         async move { Ok(engine_task.take(handoff).await) },
         move |env, handled: std::result::Result<Handled, SendError>| {
@@ -605,32 +618,15 @@ pub fn fetch<'env>(
     request: Unknown<'env>,
     options: Option<Unknown<'env>>,
 ) -> Result<PromiseRaw<'env, Unknown<'env>>> {
-    const CONTEXT: &str = "fetch()";
-    let chosen = match chosen_channels(options, CONTEXT) {
-        Ok(c) => c,
-        Err(bad) => return rejected(env, convert::throw(env, bad)),
-    };
-    let (key, watch) = handoffs.watch();
-    let described = call(env, &handoffs.glue, "describeFetch", |env| {
-        Ok(vec![js(env, key)?, request.raw()])
-    })
-    .and_then(|d| d.coerce_to_object());
-    let asked = match described.map(|d| describe(d, CONTEXT)) {
-        Ok(Ok(a)) => a,
-        Ok(Err(bad)) => {
-            handoffs.unwatch(key);
-            return rejected(env, convert::throw(env, bad));
-        }
-        Err(e) => {
-            handoffs.unwatch(key);
-            return rejected(env, e);
-        }
-    };
-    let handoff = Handoff {
-        parts: asked.parts,
-        peer: asked.peer,
-        channels: chosen,
-        left: Arc::clone(&watch.left),
+    let (key, watch, handoff, _) = match hand_over(
+        env,
+        handoffs,
+        ("fetch()", "describeFetch"),
+        options,
+        |env, key| Ok(vec![js(env, key)?, request.raw()]),
+    ) {
+        Ok(prepared) => prepared,
+        Err(e) => return rejected(env, e),
     };
     let engine_task = Arc::clone(engine);
     let side = Side {

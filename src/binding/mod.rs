@@ -380,6 +380,16 @@ impl ProcessHold {
     }
 }
 
+impl Server {
+    /// The JavaScript half of `handle()` and `fetch()`, made on first use.
+    fn handoffs(&mut self, env: &Env) -> Result<&mut handoff::Handoffs> {
+        if self.handoffs.is_none() {
+            self.handoffs = Some(handoff::Handoffs::new(env)?);
+        }
+        Ok(self.handoffs.as_mut().expect("made just above"))
+    }
+}
+
 fn lock(hold: &Mutex<ProcessHold>) -> std::sync::MutexGuard<'_, ProcessHold> {
     hold.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -629,11 +639,8 @@ impl Server {
         res: Unknown<'env>,
         options: Option<Unknown<'env>>,
     ) -> Result<PromiseRaw<'env, Option<StreamClient>>> {
-        if self.handoffs.is_none() {
-            self.handoffs = Some(handoff::Handoffs::new(env)?);
-        }
-        let handoffs = self.handoffs.as_mut().expect("made just above");
-        handoff::handle(env, &self.engine, handoffs, req, res, options)
+        let engine = Arc::clone(&self.engine);
+        handoff::handle(env, &engine, self.handoffs(env)?, req, res, options)
     }
 
     /// Streams to a web `Request` in a fetch-style server (Hono, Next.js
@@ -662,11 +669,8 @@ impl Server {
         request: Unknown<'env>,
         options: Option<Unknown<'env>>,
     ) -> Result<PromiseRaw<'env, Unknown<'env>>> {
-        if self.handoffs.is_none() {
-            self.handoffs = Some(handoff::Handoffs::new(env)?);
-        }
-        let handoffs = self.handoffs.as_mut().expect("made just above");
-        handoff::fetch(env, &self.engine, handoffs, request, options)
+        let engine = Arc::clone(&self.engine);
+        handoff::fetch(env, &engine, self.handoffs(env)?, request, options)
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
