@@ -1,8 +1,11 @@
 // `npm run bench`: the whole comparison, side by side, in one run.
 //
-// Every scenario runs against every peer server (bench/peers): hyper-sse, the
-// seed's plain Node http + res.write loop, better-sse, and a pure-Rust axum
-// server with a tokio broadcast channel. Each run starts a fresh server pinned
+// Each scenario runs against the peer servers its `peers` list names
+// (bench/peers): hyper-sse, the seed's plain Node http + res.write loop,
+// better-sse, a pure-Rust axum server with a tokio broadcast channel, and the
+// "in Express" peers: hyper-sse taking requests from an Express 5 app with
+// sse.handle(req, res) (native on http, bridged over https) and better-sse in
+// the same kind of app. Each run starts a fresh server pinned
 // to CPU 0 and the load generator (bench/loadgen, Rust) pinned to CPU 1, on
 // loopback only; every run is bounded in time and the server is stopped by
 // its PID afterwards. Results: a table on the terminal, bench/results/latest.json
@@ -10,10 +13,18 @@
 // instances: two instances sharing a redis-server (events sent on one, clients
 // on the other) against one instance.
 //
-//   npm run bench              # full suite (about 10-14 minutes on 2 cores)
+//   npm run bench              # full suite (about 20 minutes on 2 cores)
 //   npm run bench -- --quick   # one repetition, smaller scenarios (a smoke test)
+//   npm run bench -- --only=burst-1k,idle,sendcost   # some rows (scenario ids)
+//   npm run bench -- --only=burst-1k --peers='hyper-sse,better-sse in Express'
+//   npm run bench -- --only=... --out=handle   # results/handle.json, handle.svg
+//
+// A quick or partial run never overwrites results/latest.json and chart.svg:
+// it writes results/partial.json and partial.svg, or the name --out gives.
 
 import { spawn, execFileSync } from 'node:child_process'
+import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -24,35 +35,64 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const bench = path.join(root, 'bench')
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
+const onlyPeers = process.argv.find((a) => a.startsWith('--peers='))?.slice(8).split(',')
+const outName = process.argv.find((a) => a.startsWith('--out='))?.slice(6)
+if (outName !== undefined && !/^[\w.-]+$/.test(outName)) throw new Error(`--out=${outName}: a file name without a directory or extension`)
+if (['latest', 'chart'].includes(outName) && (quick || only || onlyPeers)) throw new Error(`--out=${outName}: the full results' name, for full runs only`)
 const REPEAT = quick ? 1 : 3
 const MAX_CLIENTS = 19_000 // the open-file limit here is 20,000 per process
 
 const loadgenBin = path.join(bench, 'loadgen', 'target', 'release', 'sse-loadgen')
 const axumBin = path.join(bench, 'peers', 'axum', 'target', 'release', 'axum-sse-peer')
 
+const node = (file) => ({ cmd: process.execPath, args: [path.join(bench, 'peers', file)] })
+// Table and chart columns in this order. `tls: true`: the peer always runs
+// over TLS (the runner's certificate, TLS_CERT/TLS_KEY; the load generator
+// with --tls). `transport`: what every stream of the peer must be carried as
+// (its GET /transports is checked after each run; a run that measured
+// anything else is an error, not a row).
+const HYPER = 'hyper-sse'
+const EXPRESS = 'hyper-sse in Express (native)'
+const BRIDGED = 'hyper-sse in Express over https (bridged)'
+const AXUM = 'axum (Rust)'
+const BETTER = 'better-sse'
+const BETTER_EXPRESS = 'better-sse in Express'
+const SEED = 'seed loop'
 const peers = [
-  { name: 'hyper-sse', cmd: process.execPath, args: [path.join(bench, 'peers', 'hyper-sse.mjs')] },
-  { name: 'axum (Rust)', cmd: axumBin, args: [] },
-  { name: 'better-sse', cmd: process.execPath, args: [path.join(bench, 'peers', 'better-sse.mjs')] },
-  { name: 'seed loop', cmd: process.execPath, args: [path.join(bench, 'peers', 'seed.mjs')] },
+  { name: HYPER, ...node('hyper-sse.mjs') },
+  { name: EXPRESS, ...node('hyper-sse-express.mjs'), transport: 'native' },
+  { name: BRIDGED, ...node('hyper-sse-express.mjs'), transport: 'bridged', tls: true },
+  { name: AXUM, cmd: axumBin, args: [] },
+  { name: BETTER, ...node('better-sse.mjs') },
+  { name: BETTER_EXPRESS, ...node('better-sse-express.mjs') },
+  { name: SEED, ...node('seed.mjs') },
 ]
+const NAME_W = Math.max(...peers.map((p) => p.name.length)) // console column
+if (onlyPeers) for (const n of onlyPeers) if (!peers.some((p) => p.name === n)) throw new Error(`--peers: no peer named ${JSON.stringify(n)}`)
 
 const s = (n) => (quick ? Math.max(1, Math.round(n / 10)) : n)
-// The TLS and HTTP/2 rows run hyper-sse alone (HTTPS, ALPN); the plaintext
-// HTTP/1.1 rows above them are the comparison.
-const secure = { peers: ['hyper-sse'], tls: true }
+// The four original peers run every plaintext row; hyper-sse in Express
+// (native) runs the bursts and the idle row beside them, better-sse in
+// Express the bursts.
+const classic = [HYPER, AXUM, BETTER, SEED]
+const bursts = [...classic, EXPRESS, BETTER_EXPRESS]
+// The TLS and HTTP/2 rows run hyper-sse alone (HTTPS, ALPN), except the
+// HTTP/1.1 burst, which also runs through Express's https server (bridged);
+// the plaintext HTTP/1.1 rows above them are the comparison.
+const secure = { peers: [HYPER], tls: true }
 const scenarios = [
-  { id: 'burst-1k', title: '1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT },
-  { id: 'burst-10k', title: '10,000 clients × 200 events × 128 B', kind: 'burst', clients: s(10_000), count: s(200), size: 128, repeat: REPEAT },
-  { id: 'burst-100', title: '100 clients × 50,000 events × 64 B', kind: 'burst', clients: 100, count: s(50_000), size: 64, repeat: REPEAT },
-  { id: 'rate-10k', title: '10,000 clients × 20 events/s × 10 s', kind: 'rate', clients: s(10_000), rate: 20, seconds: quick ? 3 : 10, size: 128, repeat: 1 },
-  { id: 'idle', title: `${MAX_CLIENTS.toLocaleString('en')} idle connections`, kind: 'idle', clients: quick ? 2000 : MAX_CLIENTS, repeat: 1 },
-  { id: 'burst-1k-tls', title: 'TLS, HTTP/1.1: 1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, ...secure },
+  { id: 'burst-1k', title: '1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, peers: bursts },
+  { id: 'burst-10k', title: '10,000 clients × 200 events × 128 B', kind: 'burst', clients: s(10_000), count: s(200), size: 128, repeat: REPEAT, peers: bursts },
+  { id: 'burst-100', title: '100 clients × 50,000 events × 64 B', kind: 'burst', clients: 100, count: s(50_000), size: 64, repeat: REPEAT, peers: bursts },
+  { id: 'rate-10k', title: '10,000 clients × 20 events/s × 10 s', kind: 'rate', clients: s(10_000), rate: 20, seconds: quick ? 3 : 10, size: 128, repeat: 1, peers: classic },
+  { id: 'idle', title: `${MAX_CLIENTS.toLocaleString('en')} idle connections`, kind: 'idle', clients: quick ? 2000 : MAX_CLIENTS, repeat: 1, peers: [...classic, EXPRESS] },
+  { id: 'burst-1k-tls', title: 'TLS, HTTP/1.1: 1,000 clients × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, ...secure, peers: [HYPER, BRIDGED] },
   { id: 'burst-1k-h2', title: 'TLS, HTTP/2: 1,000 streams on 10 connections × 2,000 events × 128 B', kind: 'burst', clients: s(1000), count: s(2000), size: 128, repeat: REPEAT, ...secure, h2: 100 },
   { id: 'idle-tls', title: 'TLS, HTTP/1.1: 10,000 idle connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure },
   { id: 'idle-h2', title: 'TLS, HTTP/2: 10,000 idle streams on 100 connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure, h2: 100 },
 ]
 const sendcostClients = quick ? [1, 1000] : [1, 1000, 10_000, MAX_CLIENTS]
+const sendcostPeers = [HYPER, EXPRESS]
 // Across instances (hyper-sse alone): the same load on one instance, and on
 // two instances sharing a Redis backplane with the events sent on A and the
 // clients on B. Servers and redis-server all on CPU 0.
@@ -206,17 +246,57 @@ async function runBackplane(setup, sc) {
   }
 }
 
+/** GET `path` from a peer (over TLS when `tls`, any certificate), as JSON. */
+function getJson(port, urlPath, tls) {
+  return new Promise((resolve, reject) => {
+    const get = tls ? https.get : http.get
+    const req = get({ host: '127.0.0.1', port, path: urlPath, rejectUnauthorized: false, timeout: 10_000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => (body += d))
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body))
+        } catch {
+          reject(new Error(`${urlPath}: ${res.statusCode} ${body.slice(0, 200)}`))
+        }
+      })
+    })
+    req.on('timeout', () => req.destroy(new Error(`${urlPath}: timed out`)))
+    req.on('error', reject)
+  })
+}
+
+/**
+ * For a peer with a `transport`: an error when any stream it handed over
+ * was carried otherwise (or answered without a stream), so that a column
+ * never reports a transport it did not measure.
+ */
+async function checkTransport(peer, server, tls, r) {
+  if (!peer.transport || r.error) return r
+  try {
+    const counts = await getJson(server.port, '/transports', tls)
+    const other = Object.entries(counts).filter(([k, n]) => k !== peer.transport && n > 0)
+    if (other.length || !counts[peer.transport]) return { ...r, transports: counts, error: `expected every stream ${peer.transport}, got ${JSON.stringify(counts)}` }
+    return { ...r, transports: counts }
+  } catch (e) {
+    return { ...r, error: `transport check: ${e.message}` }
+  }
+}
+
 async function runOnce(peer, sc, across) {
-  const server = across?.streams ?? (await startServer(peer, sc.tls ? cert() : {}))
+  const tls = Boolean(sc.tls || peer.tls)
+  const server = across?.streams ?? (await startServer(peer, tls ? cert() : {}))
   try {
     const args = ['--port', String(server.port), '--clients', String(sc.clients), '--scenario', sc.kind, '--sources', '32']
     if (across) args.push('--control-port', String(across.control.port))
-    if (sc.tls) args.push('--tls')
+    if (tls) args.push('--tls')
     if (sc.h2) args.push('--h2', '--streams-per-conn', String(sc.h2))
     if (sc.kind === 'burst') args.push('--count', String(sc.count), '--size', String(sc.size))
     if (sc.kind === 'rate') args.push('--rate', String(sc.rate), '--seconds', String(sc.seconds), '--size', String(sc.size))
     if (sc.kind === 'idle' && sc.sendcost) args.push('--sendcost', String(sc.sendcost), '--size', '64')
-    return await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120)
+    const r = await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120)
+    return await checkTransport(peer, server, tls, r)
   } finally {
     if (!across) await stopServer(server)
   }
@@ -240,38 +320,42 @@ function machine() {
   }
 }
 
+/** Whether --peers (if given) selects this peer. */
+const selected = (peer) => !onlyPeers || onlyPeers.includes(peer.name)
+
 async function main() {
   build()
   const started = Date.now()
-  const results = { machine: machine(), quick, scenarios: [], sendcost: [] }
+  const results = { machine: machine(), quick, only: only ?? null, peers: onlyPeers ?? null, scenarios: [], sendcost: [] }
   for (const sc of scenarios) {
     if (only && !only.includes(sc.id)) continue
     const row = { ...sc, peers: {} }
-    for (const peer of peers.filter((p) => !sc.peers || sc.peers.includes(p.name))) {
+    for (const peer of peers.filter((p) => selected(p) && (!sc.peers || sc.peers.includes(p.name)))) {
       const runs = []
       for (let i = 0; i < sc.repeat; i++) {
-        process.stdout.write(`  ${sc.id.padEnd(10)} ${peer.name.padEnd(12)} run ${i + 1}/${sc.repeat} … `)
+        process.stdout.write(`  ${sc.id.padEnd(12)} ${peer.name.padEnd(NAME_W)} run ${i + 1}/${sc.repeat} … `)
         const r = await runOnce(peer, sc)
         runs.push(r)
         console.log(r.error ? `error: ${r.error}` : summary(sc, r))
       }
       row.peers[peer.name] = aggregate(sc, runs)
     }
-    results.scenarios.push(row)
+    if (Object.keys(row.peers).length) results.scenarios.push(row)
   }
   if (!only || only.includes('sendcost')) {
-    const hyper = peers[0]
-    for (const clients of sendcostClients) {
-      process.stdout.write(`  sendcost   ${String(clients).padStart(6)} clients … `)
-      const r = await runOnce(hyper, { kind: 'idle', clients, sendcost: quick ? 100_000 : 1_000_000 })
-      const ns = r.sendcost?.nsPerCall
-      const cpuNs = r.sendcost?.cpuNsPerCall
-      console.log(ns ? `${(ns / 1000).toFixed(2)} µs per send() wall, ${(cpuNs / 1000).toFixed(2)} µs JS-thread CPU` : `error: ${r.error ?? 'no answer'}`)
-      results.sendcost.push({ clients: r.connected ?? clients, nsPerCall: ns ?? null, cpuNsPerCall: cpuNs ?? null })
+    for (const peer of peers.filter((p) => selected(p) && sendcostPeers.includes(p.name))) {
+      for (const clients of sendcostClients) {
+        process.stdout.write(`  ${'sendcost'.padEnd(12)} ${peer.name.padEnd(NAME_W)} ${String(clients).padStart(6)} clients … `)
+        const r = await runOnce(peer, { kind: 'idle', clients, sendcost: quick ? 100_000 : 1_000_000 })
+        const ns = r.error ? undefined : r.sendcost?.nsPerCall
+        const cpuNs = r.error ? undefined : r.sendcost?.cpuNsPerCall
+        console.log(ns ? `${(ns / 1000).toFixed(2)} µs per send() wall, ${(cpuNs / 1000).toFixed(2)} µs JS-thread CPU` : `error: ${r.error ?? 'no answer'}`)
+        results.sendcost.push({ peer: peer.name, clients, connected: r.connected ?? null, nsPerCall: ns ?? null, cpuNsPerCall: cpuNs ?? null, ...(r.error ? { error: r.error } : {}) })
+      }
     }
   }
   results.history = []
-  if (!only || only.includes('history')) {
+  if ((!only || only.includes('history')) && selected(peers[0])) {
     for (const h of historyRows) {
       process.stdout.write(`  history    ${h.title} … `)
       const r = await historyCost(h)
@@ -281,7 +365,7 @@ async function main() {
   }
   results.backplane = []
   for (const sc of backplaneRows) {
-    if (only && !only.includes(sc.id)) continue
+    if ((only && !only.includes(sc.id)) || !selected(peers[0])) continue
     const row = { ...sc, setups: {} }
     for (const setup of backplaneSetups) {
       const runs = []
@@ -299,8 +383,8 @@ async function main() {
   const dir = path.join(bench, 'results')
   fs.mkdirSync(dir, { recursive: true })
   // A partial or quick run never overwrites the full results.
-  const name = quick || only ? 'partial' : 'latest'
-  const chartName = quick || only ? 'partial.svg' : 'chart.svg'
+  const name = outName ?? (quick || only || onlyPeers ? 'partial' : 'latest')
+  const chartName = name === 'latest' ? 'chart.svg' : `${name}.svg`
   fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(results, null, 2) + '\n')
   fs.writeFileSync(path.join(dir, chartName), chart(results))
   console.log('\n' + table(results))
@@ -331,14 +415,18 @@ function aggregate(sc, runs) {
     loopMs: pick((r) => r.server?.loopMs),
     eldP99Ms: pick((r) => r.server?.eld?.p99),
     eldMaxMs: pick((r) => r.server?.eld?.max),
+    ...(ok.some((r) => r.transports) ? { transports: ok.map((r) => r.transports) } : {}),
   }
 }
 
 const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—')
 
+/** The peers, in column order, that have a result in any of `rows`. */
+const present = (rows) => peers.map((p) => p.name).filter((n) => rows.some((row) => row.peers[n]))
+
 function table(results) {
   const lines = []
-  const names = peers.map((p) => p.name)
+  const names = present(results.scenarios)
   lines.push(`Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Node ${results.machine.node}; server on CPU 0, load generator on CPU 1; medians of ${REPEAT} runs (bursts).`)
   lines.push('')
   if (results.scenarios.length) {
@@ -360,11 +448,20 @@ function table(results) {
     }
   }
   if (results.sendcost.length) {
+    const sendcostNames = peers.map((p) => p.name).filter((n) => results.sendcost.some((c) => c.peer === n))
+    const cols = [...new Set(results.sendcost.map((c) => c.clients))].sort((a, b) => a - b)
+    const at = (n, clients, f) => {
+      const c = results.sendcost.find((c) => c.peer === n && c.clients === clients)
+      return c && f(c) != null ? fmt(f(c) / 1000, 2) : '—'
+    }
     lines.push('')
-    lines.push(`| hyper-sse send() on the JS thread | ${results.sendcost.map((c) => `${fmt(c.clients)} clients`).join(' | ')} |`)
-    lines.push(`|---|${results.sendcost.map(() => '---:').join('|')}|`)
-    lines.push(`| µs per call, JS-thread CPU time | ${results.sendcost.map((c) => fmt(c.cpuNsPerCall / 1000, 2)).join(' | ')} |`)
-    lines.push(`| µs per call, wall clock (one CPU shared with the engine's threads) | ${results.sendcost.map((c) => fmt(c.nsPerCall / 1000, 2)).join(' | ')} |`)
+    lines.push(`| hyper-sse send() on the JS thread | ${cols.map((c) => `${fmt(c)} clients`).join(' | ')} |`)
+    lines.push(`|---|${cols.map(() => '---:').join('|')}|`)
+    for (const n of sendcostNames) {
+      const who = sendcostNames.length > 1 || n !== HYPER ? `${n}: ` : ''
+      lines.push(`| ${who}µs per call, JS-thread CPU time | ${cols.map((c) => at(n, c, (x) => x.cpuNsPerCall)).join(' | ')} |`)
+      lines.push(`| ${who}µs per call, wall clock (one CPU shared with the engine's threads) | ${cols.map((c) => at(n, c, (x) => x.nsPerCall)).join(' | ')} |`)
+    }
   }
   if (results.history?.length) {
     lines.push('')
@@ -395,35 +492,37 @@ function table(results) {
 }
 
 function chart(results) {
-  const names = peers.map((p) => p.name)
-  const colors = ['#d9480f', '#1c7ed6', '#2f9e44', '#868e96']
+  const colors = ['#d9480f', '#f08c00', '#e8590c', '#1c7ed6', '#2f9e44', '#74b816', '#868e96']
+  const color = (n) => colors[peers.findIndex((p) => p.name === n) % colors.length]
   const panels = []
   for (const row of results.scenarios) {
-    if (row.tls) continue // the TLS/HTTP2 rows are hyper-sse alone: in the table only
-    if (row.kind === 'burst') panels.push({ title: `${row.title}: deliveries/s`, values: names.map((n) => row.peers[n]?.deliveriesPerSec), fmt: (v) => `${(v / 1e6).toFixed(2)} M` })
-    if (row.kind === 'rate') panels.push({ title: `${row.title}: p99 latency (ms, lower is better)`, values: names.map((n) => row.peers[n]?.p99Ms), fmt: (v) => v.toFixed(1) })
-    if (row.kind === 'idle') panels.push({ title: `${row.title}: RSS KiB per connection (lower is better)`, values: names.map((n) => row.peers[n]?.rssPerConnKiB), fmt: (v) => v.toFixed(2) })
+    if (row.tls) continue // the TLS/HTTP2 rows: in the table only
+    const names = present([row])
+    const values = names.map((n) => row.peers[n])
+    if (row.kind === 'burst') panels.push({ title: `${row.title}: deliveries/s`, names, values: values.map((p) => p.deliveriesPerSec), fmt: (v) => `${(v / 1e6).toFixed(2)} M` })
+    if (row.kind === 'rate') panels.push({ title: `${row.title}: p99 latency (ms, lower is better)`, names, values: values.map((p) => p.p99Ms), fmt: (v) => v.toFixed(1) })
+    if (row.kind === 'idle') panels.push({ title: `${row.title}: RSS KiB per connection (lower is better)`, names, values: values.map((p) => p.rssPerConnKiB), fmt: (v) => v.toFixed(2) })
   }
   const W = 760
-  const panelH = 150
-  const H = 60 + panels.length * panelH + 30
+  const barX = 220 // room for the longest label
+  const barW = 440
+  const panelH = (p) => 40 + p.names.length * 26
+  const H = 50 + panels.reduce((h, p) => h + panelH(p), 0) + 30
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="100%" height="100%" fill="white"/>`]
   out.push(`<text x="20" y="24" font-size="15" font-weight="bold">hyper-sse benchmark (${results.machine.cores} cores, ${esc(results.machine.cpu)})</text>`)
-  names.forEach((n, i) => {
-    out.push(`<rect x="${20 + i * 150}" y="36" width="12" height="12" fill="${colors[i]}"/><text x="${36 + i * 150}" y="46">${esc(n)}</text>`)
-  })
-  panels.forEach((p, k) => {
-    const y0 = 60 + k * panelH
+  let y0 = 40
+  for (const p of panels) {
     out.push(`<text x="20" y="${y0 + 20}" font-weight="bold">${esc(p.title)}</text>`)
     const max = Math.max(...p.values.filter(Number.isFinite), 1e-9)
     p.values.forEach((v, i) => {
       const y = y0 + 30 + i * 26
-      const w = Number.isFinite(v) ? Math.max(1, (v / max) * 520) : 0
-      out.push(`<text x="20" y="${y + 14}">${esc(names[i])}</text>`)
-      out.push(`<rect x="120" y="${y}" width="${w.toFixed(1)}" height="20" fill="${colors[i]}"/>`)
-      out.push(`<text x="${126 + w}" y="${y + 14}">${Number.isFinite(v) ? p.fmt(v) : 'n/a'}</text>`)
+      const w = Number.isFinite(v) ? Math.max(1, (v / max) * barW) : 0
+      out.push(`<text x="20" y="${y + 14}">${esc(p.names[i])}</text>`)
+      out.push(`<rect x="${barX}" y="${y}" width="${w.toFixed(1)}" height="20" fill="${color(p.names[i])}"/>`)
+      out.push(`<text x="${barX + 6 + w}" y="${y + 14}">${Number.isFinite(v) ? p.fmt(v) : 'n/a'}</text>`)
     })
-  })
+    y0 += panelH(p)
+  }
   out.push(`<text x="20" y="${H - 10}" fill="#555">${esc(results.machine.date)} · Node ${esc(results.machine.node)} · server pinned to CPU 0, load generator to CPU 1 · loopback</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'

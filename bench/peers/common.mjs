@@ -102,39 +102,59 @@ export function rate(param, send) {
 export const notFound = { status: 404, body: 'not found\n' }
 
 /**
- * A peer on Node's http module (seed, better-sse): routes the control
- * protocol, answers with `{ status, body }` (text or JSON), listens with the
- * same backlog as hyper-sse, prints `listening <port>`, exits on signals.
+ * The control protocol as one table, `'METHOD /path'` → `(param) => reply`
+ * (a reply is `{ status?, body }`, or a promise of one; `param(name)` reads
+ * a query parameter's raw value): /burst and /rate through `broadcast`,
+ * /stats with `connections()`, and a peer's own routes in `more`. Every
+ * Node peer routes through it, whatever server it runs on.
  */
-export function serveHttp(name, { onEvents, broadcast, connections }) {
-  const { port, host } = address()
-  const reply = (res, { status, body }) => {
-    const text = typeof body === 'string' ? body : JSON.stringify(body)
-    const type = typeof body === 'string' ? 'text/plain' : 'application/json'
-    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text) })
-    res.end(text)
+export function controlRoutes({ broadcast, connections, more = {} }) {
+  return {
+    'POST /burst': (param) => burst(param, broadcast),
+    'POST /rate': (param) => rate(param, broadcast),
+    'GET /stats': () => ({ status: 200, body: { rss: process.memoryUsage().rss, connections: connections() } }),
+    ...more,
   }
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://localhost')
-    const param = (n) => url.searchParams.get(n) ?? undefined
-    switch (`${req.method} ${url.pathname}`) {
-      case 'GET /events':
-        return onEvents(req, res)
-      case 'POST /burst':
-        return void burst(param, broadcast).then((r) => reply(res, r))
-      case 'POST /rate':
-        return reply(res, rate(param, broadcast))
-      case 'GET /stats':
-        return reply(res, { status: 200, body: { rss: process.memoryUsage().rss, connections: connections() } })
-      default:
-        return reply(res, notFound)
-    }
-  })
+}
+
+/** Answers a Node response with `{ status, body }` (text or JSON). */
+export function reply(res, { status = 200, body }) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  const type = typeof body === 'string' ? 'text/plain' : 'application/json'
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/**
+ * Listens with a Node `http`/`https` server (plain, or an application's
+ * such as Express's) the way every Node peer does: the same accept backlog
+ * as hyper-sse (the kernel caps it at somaxconn), `listening <port>` on
+ * stdout once ready, exit on SIGINT/SIGTERM or a listen error.
+ */
+export function listenNode(name, server) {
+  const { port, host } = address()
   server.on('error', (err) => {
     console.error(`${name} peer: ${err.message}`)
     process.exit(1)
   })
-  // Same accept backlog as hyper-sse (the kernel caps it at somaxconn).
   server.listen({ port, host, backlog: 4096 }, () => console.log(`listening ${server.address().port}`))
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0))
+}
+
+/**
+ * A peer on Node's http module (seed, better-sse): `onEvents(req, res)` for
+ * `GET /events`, the control protocol (`controlRoutes(control)`) for the
+ * rest.
+ */
+export function serveHttp(name, { onEvents, ...control }) {
+  const routes = controlRoutes(control)
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://localhost')
+    const key = `${req.method} ${url.pathname}`
+    if (key === 'GET /events') return onEvents(req, res)
+    const route = routes[key]
+    if (!route) return reply(res, notFound)
+    Promise.resolve(route((n) => url.searchParams.get(n) ?? undefined)).then((r) => reply(res, r))
+  })
+  listenNode(name, server)
 }
