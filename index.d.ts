@@ -75,10 +75,6 @@ export declare class Server {
    */
   setSecureContext(context: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer | Array<string | Buffer> }): void
   /**
-   * Resolves once everything sent so far is stored in Redis (at once
-   * without `redis`); a send Redis refuses for good (a wrong key type,
-   * say) is reported to `onError` and does not hold it up. Rejects when
-   * the server closes first.
    * Takes over a request that your own Node server accepted (`http`,
    * `https`, or `http2`'s compatibility API; Express, Fastify after
    * `reply.hijack()`, Koa with `ctx.respond = false`) and streams to it,
@@ -127,6 +123,12 @@ export declare class Server {
    * the client is (`maxConnections` does).
    */
   fetch(request: Request, options?: HandleOptions): Promise<Response>
+  /**
+   * Resolves once everything sent so far is stored in Redis (at once
+   * without `redis`); a send Redis refuses for good (a wrong key type,
+   * say) is reported to `onError` and does not hold it up. Rejects when
+   * the server closes first.
+   */
   flush(): Promise<void>
   /** The server's counters right now. */
   stats(): ServerStats

@@ -104,10 +104,6 @@
     socket.destroy()
   }
 
-  function forget(key) {
-    watched.delete(key)
-  }
-
   // An answer without a stream (a denial, a limit, CORS, HEAD, 405, 503).
   function reply(key, res, status, headers, body) {
     watched.delete(key)
@@ -238,5 +234,5 @@
     return out
   }
 
-  return { describe, takeable, release, forget, reply, bridge, write, end, describeFetch, fetchReply, fetchStream }
+  return { describe, takeable, release, reply, bridge, write, end, describeFetch, fetchReply, fetchStream }
 })

@@ -595,10 +595,6 @@ impl Server {
         }
     }
 
-    /// Resolves once everything sent so far is stored in Redis (at once
-    /// without `redis`); a send Redis refuses for good (a wrong key type,
-    /// say) is reported to `onError` and does not hold it up. Rejects when
-    /// the server closes first.
     /// Takes over a request that your own Node server accepted (`http`,
     /// `https`, or `http2`'s compatibility API; Express, Fastify after
     /// `reply.hijack()`, Koa with `ctx.respond = false`) and streams to it,
@@ -673,6 +669,10 @@ impl Server {
         handoff::fetch(env, &engine, self.handoffs(env)?, request, options)
     }
 
+    /// Resolves once everything sent so far is stored in Redis (at once
+    /// without `redis`); a send Redis refuses for good (a wrong key type,
+    /// say) is reported to `onError` and does not hold it up. Rejects when
+    /// the server closes first.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let engine = Arc::clone(&self.engine);
