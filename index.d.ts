@@ -158,7 +158,8 @@ export declare class Server {
 export interface BackplaneStats {
   /**
    * `'connected'`, `'reconnecting'` (Redis unreachable or failing; retrying
-   * with backoff), `'idle'` (before `listen()`) or `'closed'`.
+   * with backoff), `'idle'` (not started: `listen()`, the first handed-over
+   * stream or the first send connects) or `'closed'`.
    */
   state: 'idle' | 'connected' | 'reconnecting' | 'closed'
   /** Sends accepted and not yet stored in Redis. */

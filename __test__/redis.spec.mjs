@@ -526,9 +526,7 @@ test('close() twice, or before listen(), returns at once', async (t) => {
   t.is(idle.stats().backplane.state, 'closed')
 })
 
-// Skipped until confirmed green: it timed out before the backplane started for
-// handed streams, and there was no time left to re-run it after that fix.
-test.skip('handle(): two never-listening instances inside Node servers act as one through Redis, with replay across them', async (t) => {
+test('handle(): two never-listening instances inside Node servers act as one through Redis, with replay across them', async (t) => {
   const http = (await import('node:http')).default
   const prefix = uniquePrefix()
   const node = async () => {
@@ -553,4 +551,48 @@ test.skip('handle(): two never-listening instances inside Node servers act as on
   t.teardown(() => resumed.close())
   await waitFor('the replay on a', () => resumed.events.length === 10)
   t.deepEqual(data(resumed), data(onB).slice(10))
+})
+
+test('a process that only sends (never listens nor handles) publishes through Redis, and exits after close()', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const prefix = uniquePrefix()
+  const a = await instance(t, { prefix })
+  const client = sseClient(a.url)
+  t.teardown(() => client.close())
+  await connected(a, 1)
+  // A worker: no listen(), no handle(), sends and flushes only.
+  const script = `
+    import { createServer } from ${JSON.stringify(new URL('../index.js', import.meta.url).pathname)}
+    const s = createServer({ redis: { url: process.env.URL, prefix: process.env.PREFIX } })
+    for (let i = 0; i < 5; i++) s.send('w' + i)
+    await s.flush()
+    s.send('last, without a flush of its own')
+    await s.close()
+  `
+  const code = await new Promise((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, URL: redis.url, PREFIX: prefix }, timeout: 15000 }, (err) => resolve(err ? err.code ?? err.signal : 0))
+  })
+  t.is(code, 0, 'the worker exited by itself')
+  await waitFor('the worker\'s events on a', () => client.events.length === 6)
+  t.deepEqual(data(client), ['w0', 'w1', 'w2', 'w3', 'w4', 'last, without a flush of its own'])
+})
+
+test('a send before any start with Redis unreachable reports once, shows reconnecting, and is published when Redis comes', async (t) => {
+  const own = await ownRedis((fn) => t.teardown(fn))
+  const prefix = uniquePrefix()
+  await own.kill()
+  const errors = []
+  const sender = createServer({ redis: { url: own.url, prefix }, onError: (e, where) => errors.push(`${where}: ${e.message}`) })
+  t.teardown(() => sender.close())
+  sender.send('waited for Redis')
+  await waitFor('the first failure reported', () => errors.length === 1)
+  t.regex(errors[0], /^redis: Redis backplane: cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/)
+  t.is(sender.stats().backplane.state, 'reconnecting')
+  t.is(sender.stats().backplane.pending, 1)
+  await own.restart()
+  await sender.flush()
+  t.is(sender.stats().backplane.state, 'connected')
+  t.is(errors.length, 1, 'one report for the outage')
+  t.is(sender.stats().backplane.published, 1, 'stored once')
+  t.is(sender.stats().backplane.pending, 0)
 })

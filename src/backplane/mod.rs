@@ -55,7 +55,8 @@ pub const FLOOR_WAIT: Duration = Duration::from_secs(10);
 /// The backplane's health, as `stats()` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Not started yet (`listen` connects).
+    /// Not started yet: `listen()`, the first handed-over stream or the
+    /// first send connects.
     Idle,
     /// Publishing and reading both work.
     Connected,
@@ -182,6 +183,11 @@ pub(crate) struct Inner {
     publisher_ok: AtomicBool,
     reader_ok: AtomicBool,
     started: AtomicBool,
+    /// A background start was asked for ([`Backplane::start_soon`]).
+    start_requested: AtomicBool,
+    /// The runtime the backplane was made on, for starting it from a send
+    /// made on a thread outside it (Node's).
+    runtime: Option<tokio::runtime::Handle>,
     /// Held while starting: `listen()` and the first handed-over streams
     /// may all ask at once, and only one may connect.
     starting: tokio::sync::Mutex<()>,
@@ -231,6 +237,8 @@ impl Backplane {
                 publisher_ok: AtomicBool::new(false),
                 reader_ok: AtomicBool::new(false),
                 started: AtomicBool::new(false),
+                start_requested: AtomicBool::new(false),
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 starting: tokio::sync::Mutex::new(()),
                 closing: AtomicBool::new(false),
                 stop: watch::channel(false).0,
@@ -249,52 +257,101 @@ impl Backplane {
     /// Redis cannot be reached now: a server that cannot reach its backplane
     /// should not start taking clients.
     pub async fn start(&self) -> Result<(), ConnectError> {
+        start(&self.inner).await
+    }
+
+    /// Starts the backplane in the background when nothing has yet: a
+    /// process that only sends (it never listens nor takes a stream) must
+    /// still publish. Retries with backoff while Redis cannot be reached,
+    /// reporting the first failure; the sends wait in the queue meanwhile.
+    /// Needs the runtime the server was made on (a caller with none waits
+    /// for `listen`, a handed-over stream or `flush`).
+    fn start_soon(&self) {
         let inner = &self.inner;
-        let _only_one = inner.starting.lock().await;
-        if inner.started.load(Ordering::Acquire) {
-            return Ok(());
+        if inner.started.load(Ordering::Acquire)
+            || inner.start_requested.swap(true, Ordering::AcqRel)
+        {
+            return;
         }
-        let mut control = inner
-            .connect(Some(Duration::from_secs(5)))
-            .await
-            .map_err(|e| {
-                ConnectError(format!(
-                    "cannot connect to Redis at {}: {e}",
-                    inner.shown_url
-                ))
-            })?;
-        let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
+        let runtime = inner
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(start_eventually(Arc::clone(inner)))),
+            None => inner.start_requested.store(false, Ordering::Release),
+        }
+    }
+}
+
+/// The body of [`Backplane::start`], on the shared state so the background
+/// starter can run it without owning the `Backplane` (whose drop stops it).
+async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
+    let _only_one = inner.starting.lock().await;
+    if inner.started.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut control = inner
+        .connect(Some(Duration::from_secs(5)))
+        .await
+        .map_err(|e| {
             ConnectError(format!(
-                "Redis at {} refused the backplane's setup: {e}",
+                "cannot connect to Redis at {}: {e}",
                 inner.shown_url
             ))
         })?;
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(PUBLISH_SCRIPT)
-            .query_async::<String>(&mut control)
-            .await
-            .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
-        inner.hub.start_at(position);
-        inner.hub.set_id_space(IdSpace { epoch, offset: 0 });
-        *inner.control.lock().await = Some(control);
-        inner.publisher_ok.store(true, Ordering::Release);
-        inner.reader_ok.store(true, Ordering::Release);
-        inner.started.store(true, Ordering::Release);
-        // Weak: the hub holds this callback and the backplane holds the
-        // hub, so a strong reference would keep both alive for ever.
-        let changed = Arc::downgrade(inner);
-        inner.hub.on_channels_changed(Box::new(move || {
-            if let Some(inner) = changed.upgrade() {
-                inner.channels_changed.send_replace(inner.hub.generation());
-            }
-        }));
-        tokio::spawn(publisher::run(Arc::clone(inner)));
-        tokio::spawn(reader::run(Arc::clone(inner)));
-        tokio::spawn(reader::unblock(Arc::clone(inner)));
-        Ok(())
-    }
+    let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
+        ConnectError(format!(
+            "Redis at {} refused the backplane's setup: {e}",
+            inner.shown_url
+        ))
+    })?;
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(PUBLISH_SCRIPT)
+        .query_async::<String>(&mut control)
+        .await
+        .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
+    inner.hub.start_at(position);
+    inner.hub.set_id_space(IdSpace { epoch, offset: 0 });
+    *inner.control.lock().await = Some(control);
+    inner.publisher_ok.store(true, Ordering::Release);
+    inner.reader_ok.store(true, Ordering::Release);
+    inner.started.store(true, Ordering::Release);
+    // Weak: the hub holds this callback and the backplane holds the
+    // hub, so a strong reference would keep both alive for ever.
+    let changed = Arc::downgrade(inner);
+    inner.hub.on_channels_changed(Box::new(move || {
+        if let Some(inner) = changed.upgrade() {
+            inner.channels_changed.send_replace(inner.hub.generation());
+        }
+    }));
+    tokio::spawn(publisher::run(Arc::clone(inner)));
+    tokio::spawn(reader::run(Arc::clone(inner)));
+    tokio::spawn(reader::unblock(Arc::clone(inner)));
+    Ok(())
+}
 
+/// [`start`] until it succeeds or the backplane stops, one report per
+/// outage (the first failure), as the running tasks do.
+async fn start_eventually(inner: Arc<Inner>) {
+    let mut backoff = Backoff::new();
+    let mut reported = false;
+    while !inner.stopped() && !inner.started.load(Ordering::Acquire) {
+        match start(&inner).await {
+            Ok(()) => return,
+            Err(e) => {
+                *inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.0.clone());
+                if !std::mem::replace(&mut reported, true) {
+                    (inner.report)(format!("Redis backplane: {e}; retrying with backoff").into());
+                }
+            }
+        }
+        backoff.wait(&inner).await;
+    }
+}
+
+impl Backplane {
     /// Queues a send for Redis. Cost on the caller's thread: one lock and a
     /// push. Refused when the queue is full (Redis away for long) or closing.
     pub fn publish(&self, channels: &[&str], payload: &Payload) -> Result<(), PublishError> {
@@ -338,6 +395,7 @@ impl Backplane {
         });
         drop(queue);
         inner.queued.notify_one();
+        self.start_soon();
         Ok(())
     }
 
@@ -345,6 +403,7 @@ impl Backplane {
     /// or (rarely) refused for good and reported. Fails when the backplane
     /// closes first.
     pub async fn flush(&self) -> Result<(), PublishError> {
+        self.start_soon();
         let target = {
             let queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
             queue.next_seq - 1
@@ -494,7 +553,14 @@ impl Inner {
         if *self.stop.borrow() {
             State::Closed
         } else if !self.started.load(Ordering::Acquire) {
-            State::Idle
+            // A background start that keeps failing is an outage like any other.
+            let retrying =
+                self.start_requested.load(Ordering::Acquire) && self.last_error().is_some();
+            if retrying {
+                State::Reconnecting
+            } else {
+                State::Idle
+            }
         } else if self.publisher_ok.load(Ordering::Acquire)
             && self.reader_ok.load(Ordering::Acquire)
         {

@@ -301,7 +301,8 @@ pub struct ServerStats {
 #[napi(object)]
 pub struct BackplaneStats {
     /// `'connected'`, `'reconnecting'` (Redis unreachable or failing; retrying
-    /// with backoff), `'idle'` (before `listen()`) or `'closed'`.
+    /// with backoff), `'idle'` (not started: `listen()`, the first handed-over
+    /// stream or the first send connects) or `'closed'`.
     #[napi(ts_type = "'idle' | 'connected' | 'reconnecting' | 'closed'")]
     pub state: String,
     /// Sends accepted and not yet stored in Redis.
@@ -409,7 +410,11 @@ fn lock(hold: &Mutex<ProcessHold>) -> std::sync::MutexGuard<'_, ProcessHold> {
 pub fn create_server(env: &Env, options: Option<Unknown>) -> Result<Server> {
     let config = options::parse(env, options).map_err(|b| throw(env, b))?;
     Ok(Server {
-        engine: Arc::new(crate::server::Server::new(config)),
+        // In the runtime's context: a backplane remembers it, so that a
+        // send from this (Node's) thread can start it.
+        engine: Arc::new(napi::bindgen_prelude::within_runtime_if_available(|| {
+            crate::server::Server::new(config)
+        })),
         hold: Arc::default(),
         handoffs: None,
     })
