@@ -127,6 +127,25 @@ test('handle(): options.channels chooses the channels and skips onConnect; witho
   t.is(hooked.events[0].data, 'to hooked')
 })
 
+test('handle() with options.channels ignores ?channel= in the URL, even one that is not a channel name', async (t) => {
+  const sse = createServer({ channelsFromQuery: true })
+  t.teardown(() => sse.close())
+  const results = []
+  const { port } = await nodeServer(t, (req, res) => results.push(sse.handle(req, res, { channels: 'mine' })))
+  // A name with a newline would be a 400 for a listen() stream; here the app chose.
+  const client = sseClient(`http://127.0.0.1:${port}/e`, { query: '?channel=other&channel=bad%0Aname' })
+  t.teardown(() => client.close())
+  await waitFor('the handle() call', () => results.length === 1)
+  const handled = await results[0]
+  t.deepEqual(handled.channels, ['mine'])
+  await waitFor('the stream head', () => client.open)
+  t.is(client.status, 200)
+  sse.send('to other', { channel: 'other' })
+  sse.send('to mine', { channel: 'mine' })
+  await waitFor('the event', () => client.events.length === 1)
+  t.is(client.events[0].data, 'to mine')
+})
+
 test('handle(): HEAD and other methods are answered without a stream, as listen() answers them', async (t) => {
   const { url, handled } = await seedServer(t)
   const head = await fetchText(`${url}/sendMessage`, { method: 'HEAD' })

@@ -41,6 +41,10 @@ if (outName !== undefined && !/^[\w.-]+$/.test(outName)) throw new Error(`--out=
 if (['latest', 'chart'].includes(outName) && (quick || only || onlyPeers)) throw new Error(`--out=${outName}: the full results' name, for full runs only`)
 const REPEAT = quick ? 1 : 3
 const MAX_CLIENTS = 19_000 // the open-file limit here is 20,000 per process
+// Idle rows read RSS twice: 2 s after the last connection, and again this
+// long after (V8 frees the connection storm's garbage only after some idle
+// seconds; the second reading is what a long-lived idle server holds).
+const SETTLE_S = quick ? 5 : 30
 
 const loadgenBin = path.join(bench, 'loadgen', 'target', 'release', 'sse-loadgen')
 const axumBin = path.join(bench, 'peers', 'axum', 'target', 'release', 'axum-sse-peer')
@@ -92,7 +96,11 @@ const scenarios = [
   { id: 'idle-h2', title: 'TLS, HTTP/2: 10,000 idle streams on 100 connections', kind: 'idle', clients: quick ? 1000 : 10_000, repeat: 1, ...secure, h2: 100 },
 ]
 const sendcostClients = quick ? [1, 1000] : [1, 1000, 10_000, MAX_CLIENTS]
-const sendcostPeers = [HYPER, EXPRESS]
+// The bridged peer's clients connect over TLS: 10,000 at most, as the
+// other TLS rows (its send() is the same call; the res.write calls it causes
+// come afterwards, one per client per batch).
+const sendcostPeers = [HYPER, EXPRESS, BRIDGED]
+const sendcostFor = (peer) => (peer.tls ? sendcostClients.filter((n) => n <= 10_000) : sendcostClients)
 // Across instances (hyper-sse alone): the same load on one instance, and on
 // two instances sharing a Redis backplane with the events sent on A and the
 // clients on B. Servers and redis-server all on CPU 0.
@@ -295,7 +303,8 @@ async function runOnce(peer, sc, across) {
     if (sc.kind === 'burst') args.push('--count', String(sc.count), '--size', String(sc.size))
     if (sc.kind === 'rate') args.push('--rate', String(sc.rate), '--seconds', String(sc.seconds), '--size', String(sc.size))
     if (sc.kind === 'idle' && sc.sendcost) args.push('--sendcost', String(sc.sendcost), '--size', '64')
-    const r = await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120)
+    else if (sc.kind === 'idle') args.push('--settle-s', String(SETTLE_S))
+    const r = await loadgen(args, sc.kind === 'rate' ? sc.seconds + 60 : 120 + SETTLE_S)
     return await checkTransport(peer, server, tls, r)
   } finally {
     if (!across) await stopServer(server)
@@ -344,7 +353,7 @@ async function main() {
   }
   if (!only || only.includes('sendcost')) {
     for (const peer of peers.filter((p) => selected(p) && sendcostPeers.includes(p.name))) {
-      for (const clients of sendcostClients) {
+      for (const clients of sendcostFor(peer)) {
         process.stdout.write(`  ${'sendcost'.padEnd(12)} ${peer.name.padEnd(NAME_W)} ${String(clients).padStart(6)} clients … `)
         const r = await runOnce(peer, { kind: 'idle', clients, sendcost: quick ? 100_000 : 1_000_000 })
         const ns = r.error ? undefined : r.sendcost?.nsPerCall
@@ -392,7 +401,7 @@ async function main() {
 }
 
 function summary(sc, r) {
-  if (sc.kind === 'idle') return `${r.connected} connected, RSS ${(r.rssPerConn / 1024).toFixed(2)} KiB/conn, kernel ${(r.kernelPerConn / 1024).toFixed(2)} KiB/conn`
+  if (sc.kind === 'idle') return `${r.connected} connected, RSS ${(r.rssPerConn / 1024).toFixed(2)} KiB/conn (${(r.rssSettledPerConn / 1024).toFixed(2)} after ${SETTLE_S} s idle), kernel ${(r.kernelPerConn / 1024).toFixed(2)} KiB/conn`
   const lat = `p50 ${(r.latencyUs.p50 / 1000).toFixed(1)} ms, p99 ${(r.latencyUs.p99 / 1000).toFixed(1)} ms`
   return `${r.complete ? 'complete' : `INCOMPLETE ${r.delivered}/${r.expected}`}, ${Math.round(r.deliveriesPerSec).toLocaleString('en')} deliveries/s, ${lat}`
 }
@@ -411,6 +420,7 @@ function aggregate(sc, runs) {
     maxMs: pick((r) => r.latencyUs.max / 1000),
     connected: pick((r) => r.connected),
     rssPerConnKiB: pick((r) => r.rssPerConn / 1024),
+    rssSettledPerConnKiB: pick((r) => (r.rssSettledPerConn ? r.rssSettledPerConn / 1024 : NaN)),
     kernelPerConnKiB: pick((r) => r.kernelPerConn / 1024),
     loopMs: pick((r) => r.server?.loopMs),
     eldP99Ms: pick((r) => r.server?.eld?.p99),
@@ -443,7 +453,8 @@ function table(results) {
       lines.push(`| ${row.title} | p50 / p99 latency ms | ${cell((p) => `${fmt(p.p50Ms, 1)} / ${fmt(p.p99Ms, 1)}`)} |`)
       lines.push(`| | complete | ${cell((p) => (p.complete ? 'yes' : `no (${fmt(100 * p.completeness, 2)} %)`))} |`)
     } else {
-      lines.push(`| ${row.title} | RSS KiB per connection | ${cell((p) => fmt(p.rssPerConnKiB, 2))} |`)
+      lines.push(`| ${row.title} | RSS KiB per connection (2 s after connecting) | ${cell((p) => fmt(p.rssPerConnKiB, 2))} |`)
+      lines.push(`| | RSS KiB per connection, after ${SETTLE_S} s more idle | ${cell((p) => fmt(p.rssSettledPerConnKiB, 2))} |`)
       lines.push(`| | kernel socket KiB per conn | ${cell((p) => fmt(p.kernelPerConnKiB, 2))} |`)
     }
   }

@@ -32,7 +32,7 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -341,13 +341,42 @@ async fn watching<T>(client: Arc<Client>, f: OutletFuture<T>) -> Option<T> {
 
 /// The streams started from handed-over requests, so `close()` can wait for
 /// them: it ends them (through the hub) and waits until none is left, for at
-/// most the grace period, then drops the rest.
+/// most the grace period, then aborts the rest.
+///
+/// Each task is known by its abort handle, removed by the task itself when
+/// it ends. (A shared "stop" future raced against every stream would cost a
+/// lock on every wake-up: tokio's `Notified` locks its `Notify` when polled.)
 #[derive(Default)]
 pub(crate) struct Tracker {
-    open: AtomicUsize,
+    tasks: std::sync::Mutex<Tasks>,
     idle: Notify,
-    closed: AtomicBool,
-    dropped: Notify,
+}
+
+#[derive(Default)]
+struct Tasks {
+    next: u64,
+    running: std::collections::HashMap<u64, tokio::task::AbortHandle>,
+    /// Tasks that ended before their handle was stored (rare: a stream
+    /// that fails at once), so that it is not stored afterwards.
+    ended_early: std::collections::HashSet<u64>,
+}
+
+/// Forgets its task when dropped: the task ended, or was aborted.
+struct Untrack {
+    tracker: Arc<Tracker>,
+    id: u64,
+}
+
+impl Drop for Untrack {
+    fn drop(&mut self) {
+        let mut tasks = self.tracker.lock();
+        if tasks.running.remove(&self.id).is_none() {
+            tasks.ended_early.insert(self.id);
+        }
+        if tasks.running.is_empty() {
+            self.tracker.idle.notify_waiters();
+        }
+    }
 }
 
 impl Tracker {
@@ -359,48 +388,53 @@ impl Tracker {
         task: impl Future<Output = ()> + Send + 'static,
     ) {
         shared.start_background();
-        self.open.fetch_add(1, Ordering::AcqRel);
-        let tracker = Arc::clone(self);
-        tokio::spawn(async move {
-            let stopped = async {
-                loop {
-                    let dropped = tracker.dropped.notified();
-                    if tracker.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    dropped.await;
-                }
-            };
-            tokio::select! {
-                _ = task => {}
-                _ = stopped => {}
-            }
-            if tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-                tracker.idle.notify_waiters();
-            }
+        let id = {
+            let mut tasks = self.lock();
+            tasks.next += 1;
+            tasks.next
+        };
+        let untrack = Untrack {
+            tracker: Arc::clone(self),
+            id,
+        };
+        // Not under the lock: a runtime shutting down drops the task at
+        // once, and its `Untrack` takes the lock.
+        let handle = tokio::spawn(async move {
+            let _untrack = untrack;
+            task.await
         });
+        let mut tasks = self.lock();
+        if !tasks.ended_early.remove(&id) {
+            tasks.running.insert(id, handle.abort_handle());
+        }
     }
 
-    /// Waits for every tracked stream to finish, then (after `grace`) drops
+    /// Waits for every tracked stream to finish, then (after `grace`) aborts
     /// the ones that did not.
     pub(crate) async fn wait(&self, grace: Duration) {
         let drained = async {
             loop {
                 let idle = self.idle.notified();
-                if self.open.load(Ordering::Acquire) == 0 {
+                if self.open() == 0 {
                     return;
                 }
                 idle.await;
             }
         };
         if tokio::time::timeout(grace, drained).await.is_err() {
-            self.closed.store(true, Ordering::Release);
-            self.dropped.notify_waiters();
+            for task in self.lock().running.values() {
+                task.abort();
+            }
         }
     }
 
     /// How many handed-over streams are being carried now.
     pub(crate) fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        self.lock().running.len()
+    }
+
+    /// The task table; a panic elsewhere while it was held leaves it usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

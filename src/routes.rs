@@ -410,9 +410,15 @@ fn stream_head(req: &Parts, shared: &Shared) -> Response<ResponseBody> {
     response
 }
 
-/// What a stream request asks for: channels (from the query when allowed)
-/// and the id to resume after; or why a `?channel=` is not a channel name.
-fn stream_params(req: &Parts, shared: &Shared) -> Result<(Vec<String>, Option<String>), BadName> {
+/// What a stream request asks for: channels (from the query when allowed
+/// and nobody chose them already) and the id to resume after; or why a
+/// `?channel=` it reads is not a channel name.
+fn stream_params(
+    req: &Parts,
+    shared: &Shared,
+    chosen: bool,
+) -> Result<(Vec<String>, Option<String>), BadName> {
+    let from_query = shared.config.channels_from_query && !chosen;
     let mut channels = Vec::new();
     let mut last_event_id = req
         .headers
@@ -420,7 +426,7 @@ fn stream_params(req: &Parts, shared: &Shared) -> Result<(Vec<String>, Option<St
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     for (key, value) in form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()) {
         match &*key {
-            "channel" if shared.config.channels_from_query => {
+            "channel" if from_query => {
                 check_name(&value)?;
                 channels.push(value.into_owned())
             }
@@ -468,7 +474,8 @@ impl<'a> Candidate<'a> {
         handing: Option<Handing>,
     ) -> Result<Self, BadName> {
         let hooks = &shared.config.hooks;
-        let (asked, last_event_id) = stream_params(req, shared)?;
+        let app_chose = handing.as_ref().is_some_and(|h| h.channels.is_some());
+        let (asked, last_event_id) = stream_params(req, shared, app_chose)?;
         let handed = handing.is_some();
         let (chosen, left) = match handing {
             Some(h) => (h.channels, Some(h.left)),

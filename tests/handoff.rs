@@ -264,3 +264,51 @@ async fn a_bridged_stream_that_stays_full_is_evicted_like_any_stalled_client() {
     wait_for("the count", || server.stats().evicted == 1).await;
     assert_eq!(server.handed_streams(), 0);
 }
+
+/// An outlet whose writes never finish (a response that is neither taking
+/// bytes nor saying it is full), to see `close()` give up on it.
+struct StuckOutlet(Arc<AtomicBool>);
+
+impl Outlet for StuckOutlet {
+    fn write(&mut self, _batch: Bytes) -> OutletFuture<Wrote> {
+        Box::pin(std::future::pending())
+    }
+    fn drained(&mut self) -> OutletFuture<bool> {
+        Box::pin(std::future::pending())
+    }
+    fn gone(&mut self) -> OutletFuture<()> {
+        Box::pin(std::future::pending())
+    }
+    fn end(self: Box<Self>, _clean: bool) {}
+}
+
+impl Drop for StuckOutlet {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn close_drops_a_handed_stream_that_does_not_end_within_the_grace_period() {
+    let server = Server::new(Config {
+        shutdown_grace: Duration::from_millis(300),
+        ..config()
+    });
+    let dropped = Arc::new(AtomicBool::new(false));
+    let Handled::Stream(opened) = server.take(handoff("/e", &[], None)).await.unwrap() else {
+        panic!("no stream");
+    };
+    opened.serve_bridged(StuckOutlet(Arc::clone(&dropped)));
+    server.send(Event::message("never written"), &[]).unwrap();
+    wait_for("the stream", || server.handed_streams() == 1).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server.close())
+        .await
+        .expect("close() resolves");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited for the grace period"
+    );
+    wait_for("the stream dropped", || dropped.load(Ordering::SeqCst)).await;
+    assert_eq!(server.handed_streams(), 0);
+}

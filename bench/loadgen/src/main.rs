@@ -35,6 +35,10 @@ struct Args {
     seconds: u64,
     timeout_s: u64,
     sendcost: u64,
+    /// `idle`: a second RSS reading this long after the first, once the
+    /// server has been idle a while (V8 collects the garbage of the
+    /// connection storm only after some idle seconds).
+    settle_s: u64,
     tls: bool,
     h2: bool,
     streams_per_conn: usize,
@@ -58,6 +62,7 @@ fn parse_args() -> Args {
         seconds: 10,
         timeout_s: 60,
         sendcost: 0,
+        settle_s: 0,
         tls: false,
         h2: false,
         streams_per_conn: 100,
@@ -81,6 +86,7 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = v.parse().expect("--seconds"),
             "--timeout-s" => a.timeout_s = v.parse().expect("--timeout-s"),
             "--sendcost" => a.sendcost = v.parse().expect("--sendcost"),
+            "--settle-s" => a.settle_s = v.parse().expect("--settle-s"),
             "--tls" => {
                 a.tls = true;
                 i += 1;
@@ -667,6 +673,7 @@ async fn run(args: Args, nofile: u64) -> String {
     let mut server_reply = String::new();
     let mut stats_after = String::new();
     let mut sendcost = String::new();
+    let mut stats_settled = String::new();
     let t0 = now_us();
     match args.scenario.as_str() {
         "burst" => {
@@ -697,6 +704,10 @@ async fn run(args: Args, nofile: u64) -> String {
         "idle" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             stats_after = control(args.port, "GET", "/stats").await;
+            if args.settle_s > 0 {
+                tokio::time::sleep(Duration::from_secs(args.settle_s)).await;
+                stats_settled = control(args.port, "GET", "/stats").await;
+            }
             if args.sendcost > 0 {
                 sendcost = control(
                     args.port,
@@ -725,6 +736,10 @@ async fn run(args: Args, nofile: u64) -> String {
         .count();
     let rss_before = json_field(&stats_before, "rss").unwrap_or(0.0);
     let rss_after = json_field(&stats_after, "rss").unwrap_or(0.0);
+    let settled_per_conn = match json_field(&stats_settled, "rss") {
+        Some(rss) if connected > 0 => (rss - rss_before) / connected as f64,
+        _ => 0.0,
+    };
     let per_conn = if connected > 0 {
         (rss_after - rss_before) / connected as f64
     } else {
@@ -752,7 +767,7 @@ async fn run(args: Args, nofile: u64) -> String {
             "\"expected\":{},\"delivered\":{},\"completeClients\":{},\"complete\":{},",
             "\"durationMs\":{:.1},\"deliveriesPerSec\":{:.0},",
             "\"latencyUs\":{{\"p50\":{},\"p99\":{},\"max\":{}}},",
-            "\"rssBefore\":{},\"rssAfter\":{},\"rssPerConn\":{:.0},\"kernelPerConn\":{:.0},",
+            "\"rssBefore\":{},\"rssAfter\":{},\"rssPerConn\":{:.0},\"rssSettledPerConn\":{:.0},\"kernelPerConn\":{:.0},",
             "\"server\":{},\"sendcost\":{}}}"
         ),
         args.scenario, args.clients, connected, open_failed, connect_ms, nofile,
@@ -761,7 +776,7 @@ async fn run(args: Args, nofile: u64) -> String {
         duration_us as f64 / 1000.0,
         if expected > 0 { t.received as f64 / (duration_us as f64 / 1e6) } else { 0.0 },
         percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(0),
-        rss_before, rss_after, per_conn, kernel_per_conn,
+        rss_before, rss_after, per_conn, settled_per_conn, kernel_per_conn,
         server_json, sendcost_json,
     )
 }
