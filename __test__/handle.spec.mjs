@@ -352,7 +352,7 @@ test('a server that never listens serves handle(); after close() the process exi
   child.stdout.on('data', (d) => (out += d))
   const code = await new Promise((resolve) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); resolve('timeout') }, 20000)
-    child.on('exit', (c) => { clearTimeout(timer); resolve(c) })
+    child.on('close', (c) => { clearTimeout(timer); resolve(c) })
   })
   t.is(code, 0, out)
   t.regex(out, /got: hello/)

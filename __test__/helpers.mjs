@@ -192,3 +192,27 @@ export async function launchChromium(t, extraArgs = []) {
   t.teardown(() => browser.close().catch(() => {}))
   return browser
 }
+
+/** A loopback port nothing listens on now (the kernel picks it). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Whether something accepts connections on loopback `port` now. */
+export function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.on('error', () => resolve(false))
+  })
+}

@@ -51,7 +51,7 @@ function runChild(source, ms) {
       child.kill('SIGKILL')
       resolve({ code: 'timeout', output })
     }, ms)
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       clearTimeout(timer)
       resolve({ code, output })
     })
@@ -119,7 +119,7 @@ test('the package loads by name with both require() and import', async (t) => {
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
-    child.on('exit', (code) => resolve({ code, out }))
+    child.on('close', (code) => resolve({ code, out }))
   })
   t.is(result.code, 0, result.out)
   t.is(result.out.trim(), 'function function true function')

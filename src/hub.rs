@@ -125,6 +125,56 @@ pub enum EndReason {
     Denied,
 }
 
+/// Why a client was evicted (its stream ends with [`EndReason::Slow`]
+/// whichever it was): the reasons call for different fixes, so the
+/// counters and metrics keep them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Further behind than its byte budget (`max_buffered_bytes`) with its
+    /// socket full, or a `send_to` queue that would grow beyond it: raise
+    /// the budget, or find why the client reads so slowly.
+    Budget,
+    /// Data waiting and no progress for `stall_timeout`: a frozen tab or a
+    /// dead link.
+    Stall,
+    /// The backplane trimmed events of one of its channels before this
+    /// instance read them ([`Hub::mark_gap`]): this instance fell behind Redis.
+    Gap,
+}
+
+impl Eviction {
+    /// Every reason, in the order counters and metrics list them.
+    pub const ALL: [Eviction; 3] = [Eviction::Budget, Eviction::Stall, Eviction::Gap];
+
+    /// The word metrics use as the `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eviction::Budget => "budget",
+            Eviction::Stall => "stall",
+            Eviction::Gap => "gap",
+        }
+    }
+
+    /// Its bits in a client's flags (never 0, so "evicted" always has a reason).
+    fn bits(self) -> u8 {
+        let code = match self {
+            Eviction::Budget => 1,
+            Eviction::Stall => 2,
+            Eviction::Gap => 3,
+        };
+        code << REASON_SHIFT
+    }
+
+    fn from_bits(flags: u8) -> Option<Eviction> {
+        match (flags & REASON_MASK) >> REASON_SHIFT {
+            1 => Some(Eviction::Budget),
+            2 => Some(Eviction::Stall),
+            3 => Some(Eviction::Gap),
+            _ => None,
+        }
+    }
+}
+
 impl EndReason {
     /// The word JavaScript sees.
     pub fn as_str(self) -> &'static str {
@@ -297,6 +347,10 @@ pub struct Client {
 
 const EVICTED: u8 = 1;
 const DISCONNECT: u8 = 2;
+/// Where an evicted client's [`Eviction`] is kept in its flags: set in the
+/// same atomic step as `EVICTED`, so whoever sees one sees the other.
+const REASON_SHIFT: u8 = 2;
+const REASON_MASK: u8 = 0b1100;
 
 impl Client {
     /// The client's id, unique within the hub.
@@ -340,7 +394,7 @@ impl Client {
             return true;
         }
         if self.over_budget() {
-            self.evict();
+            self.evict(Eviction::Budget);
             return true;
         }
         false
@@ -387,12 +441,23 @@ impl Client {
         self.handed.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Marks the client evicted; true for the first caller only, so it is counted once.
-    pub fn evict(&self) -> bool {
-        let first = self.flags.fetch_or(EVICTED, Ordering::AcqRel) & EVICTED == 0;
+    /// Marks the client evicted for `why`; true for the first caller only, so
+    /// it is counted once, and only the first caller's reason is kept.
+    pub fn evict(&self, why: Eviction) -> bool {
+        let first = self
+            .flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                (f & EVICTED == 0).then_some(f | EVICTED | why.bits())
+            })
+            .is_ok();
         self.waker.wake();
         self.watcher.wake();
         first
+    }
+
+    /// Why the client was evicted; `None` while it was not.
+    pub fn eviction(&self) -> Option<Eviction> {
+        Eviction::from_bits(self.flags.load(Ordering::Acquire))
     }
 
     /// Whether the client was evicted.
@@ -619,7 +684,7 @@ impl Hub {
         let subscribers = read(&ch.subscribers);
         subscribers
             .iter()
-            .filter(|(_, (client, _))| client.evict())
+            .filter(|(_, (client, _))| client.evict(Eviction::Gap))
             .count()
     }
 
@@ -740,7 +805,7 @@ impl Hub {
         let queued = client.direct_bytes.load(Ordering::Relaxed);
         if queued + bytes.len() as u64 > client.budget {
             drop(next);
-            client.evict();
+            client.evict(Eviction::Budget);
             return false;
         }
         if !self.remote {
@@ -754,7 +819,7 @@ impl Hub {
         drop(next);
         // Direct sends bypass the fan-out task, so the budget is checked here.
         if client.over_budget() {
-            client.evict();
+            client.evict(Eviction::Budget);
         }
         client.waker.wake();
         true
@@ -1065,7 +1130,7 @@ impl Hub {
             interval.tick().await;
             for client in read(&self.clients).values() {
                 if client.stalled_for(looks) {
-                    client.evict();
+                    client.evict(Eviction::Stall);
                 }
             }
         }
@@ -1603,8 +1668,8 @@ mod tests {
         }
         let ch = hub.channel(DEFAULT_CHANNEL);
         hub.fan_out(&ch, true);
-        assert!(slow.client().is_evicted());
-        assert!(!fast.client().is_evicted());
+        assert_eq!(slow.client().eviction(), Some(Eviction::Budget));
+        assert_eq!(fast.client().eviction(), None);
         assert!(matches!(slow.read(), Read::Lagged));
         // The slow client no longer holds the log back.
         assert_eq!(read(&ch.log).entries.len(), 2);
@@ -1741,7 +1806,7 @@ mod tests {
             !hub.send_to(7, &ev(&sixty)),
             "a second one would pass 100 bytes"
         );
-        assert!(s.client().is_evicted());
+        assert_eq!(s.client().eviction(), Some(Eviction::Budget));
         assert!(!hub.send_to(7, &ev("x")));
     }
 
@@ -1897,13 +1962,26 @@ mod tests {
     }
 
     #[test]
+    fn the_first_eviction_reason_is_kept_and_counted_once() {
+        let hub = new_hub(2, 1 << 20);
+        let s = sub(&hub, &[], None);
+        hub.disconnect(s.client().id());
+        assert_eq!(s.client().eviction(), None, "a disconnect is no eviction");
+        assert!(s.client().evict(Eviction::Stall));
+        assert!(!s.client().evict(Eviction::Budget));
+        assert!(!s.client().evict(Eviction::Gap));
+        assert_eq!(s.client().eviction(), Some(Eviction::Stall));
+        assert!(s.client().is_evicted() && s.client().disconnect_requested());
+    }
+
+    #[test]
     fn a_gap_makes_older_ids_stale_and_drops_the_channel_clients() {
         let hub = remote_hub();
         let (c, _) = sub_from(&hub, &["a"], None, 0);
         let (n, bytes) = remote(5, "five");
         assert!(hub.publish_remote(hub.generation(), n, &["a"], bytes, None));
         assert_eq!(hub.mark_gap("a", 8), 1);
-        assert!(c.client().is_evicted());
+        assert_eq!(c.client().eviction(), Some(Eviction::Gap));
         let (_d, stale) = sub_from(&hub, &["a"], Some("9-5"), 0);
         assert!(stale);
     }

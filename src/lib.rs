@@ -6,6 +6,7 @@
 //! eviction), [`server`] (accept loop,
 //! routing, shutdown), [`handoff`] (streams for requests other servers accepted), [`static_files`], [`stats`] and [`body`].
 //! [`backplane`] makes several servers act as one through Redis.
+//! [`metrics`] renders the counters as Prometheus text (exposition format 0.0.4).
 //! [`binding`] is the only module that knows about N-API and JavaScript.
 
 pub mod backplane;
@@ -22,6 +23,7 @@ pub mod http1;
 pub mod hub;
 pub mod io;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod static_files;

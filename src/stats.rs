@@ -1,6 +1,7 @@
 //! Counters the server keeps about itself, readable at any time without
 //! stopping anything: every field is an independent relaxed atomic.
 
+use crate::hub::Eviction;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live counters, shared by the accept loop, every stream and `send`.
@@ -12,8 +13,32 @@ pub struct Stats {
     comments_sent: AtomicU64,
     deliveries: AtomicU64,
     bytes_sent: AtomicU64,
-    evicted: AtomicU64,
+    /// Per [`Eviction`], at its [`slot`].
+    evicted: [AtomicU64; 3],
     denied: AtomicU64,
+}
+
+/// Evictions split by why they happened: the total alone cannot tell a
+/// budget that is too small from frozen tabs or an instance behind Redis.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evictions {
+    /// Over the byte budget (`maxBufferedBytes`).
+    pub budget: u64,
+    /// No progress for `stallTimeout` while data waited.
+    pub stall: u64,
+    /// Dropped because the backplane trimmed events before this instance read them.
+    pub gap: u64,
+}
+
+impl Evictions {
+    /// The count for one reason.
+    pub fn get(&self, why: Eviction) -> u64 {
+        match why {
+            Eviction::Budget => self.budget,
+            Eviction::Stall => self.stall,
+            Eviction::Gap => self.gap,
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -32,8 +57,11 @@ pub struct StatsSnapshot {
     /// Stream bytes handed to client connections, summed over clients
     /// (event bytes, heartbeats and retry hints; not HTTP framing).
     pub bytes_sent: u64,
-    /// Streams closed because the client fell too far behind.
+    /// Streams closed because the client fell too far behind: the sum of
+    /// `evictions`.
     pub evicted: u64,
+    /// The same streams, by reason.
+    pub evictions: Evictions,
     /// Stream requests refused (connect hook, CORS, connection limits).
     pub denied: u64,
 }
@@ -42,6 +70,11 @@ impl Stats {
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let evictions = Evictions {
+            budget: get(&self.evicted[slot(Eviction::Budget)]),
+            stall: get(&self.evicted[slot(Eviction::Stall)]),
+            gap: get(&self.evicted[slot(Eviction::Gap)]),
+        };
         StatsSnapshot {
             connections: get(&self.connections),
             total_connections: get(&self.total_connections),
@@ -49,7 +82,8 @@ impl Stats {
             comments_sent: get(&self.comments_sent),
             deliveries: get(&self.deliveries),
             bytes_sent: get(&self.bytes_sent),
-            evicted: get(&self.evicted),
+            evicted: evictions.budget + evictions.stall + evictions.gap,
+            evictions,
             denied: get(&self.denied),
         }
     }
@@ -79,12 +113,21 @@ impl Stats {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub(crate) fn evicted(&self) {
-        self.evicted.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn evicted(&self, why: Eviction) {
+        self.evicted[slot(why)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn denied(&self) {
         self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where `why` is counted in `Stats::evicted`.
+fn slot(why: Eviction) -> usize {
+    match why {
+        Eviction::Budget => 0,
+        Eviction::Stall => 1,
+        Eviction::Gap => 2,
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::body::{BoxError, Chunks};
 use crate::connection::ConnState;
 use crate::event::heartbeat;
-use crate::hub::{EndReason, Read, Subscriber};
+use crate::hub::{EndReason, Eviction, Read, Subscriber};
 use crate::limits::Permit;
 use crate::stats::{OpenStream, Stats};
 use bytes::{Buf, Bytes};
@@ -150,7 +150,10 @@ impl EventStream {
                 return Poll::Ready(None);
             }
             Read::Lagged => {
-                self.subscriber.client().evict();
+                // Usually evicted already, and its reason stands; otherwise it
+                // fell off a log, which only moves on without a reader the
+                // fan-out found over its budget.
+                self.subscriber.client().evict(Eviction::Budget);
                 return Poll::Ready(Some(Err(Box::new(SlowClient))));
             }
             Read::Empty => {}
@@ -179,8 +182,8 @@ impl EventStream {
 impl Drop for EventStream {
     fn drop(&mut self) {
         let reason = self.subscriber.end_reason();
-        if reason == EndReason::Slow {
-            self.stats.evicted();
+        if let Some(why) = self.subscriber.client().eviction() {
+            self.stats.evicted(why);
         }
         if let Some(on_end) = self.on_end.take() {
             on_end(reason);

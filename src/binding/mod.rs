@@ -318,8 +318,12 @@ pub struct BackplaneStats {
     pub failed: i64,
     /// Times events were trimmed from a stream before this instance read them.
     pub lost: i64,
-    /// The last error seen, or `null`.
-    pub last_error: Option<String>,
+    /// The text of the last failure the backplane met while running (Redis
+    /// unreachable, a refused send), or `null` when there has been none. It
+    /// stays after a recovery: `state` says whether Redis is reachable now.
+    /// (A `listen()` that cannot reach Redis rejects with the error instead.)
+    #[napi(ts_type = "string | null")]
+    pub last_error: Either<String, Null>,
 }
 
 type KeepAlive = ThreadsafeFunction<(), (), (), Status, false>;
@@ -425,7 +429,12 @@ impl Server {
     /// Starts listening on `port` (0 or omitted: any free port) and `host`
     /// (omitted: every interface). Resolves with the bound address. Rejects
     /// with an `Error` carrying Node's `code` (`'EADDRINUSE'`, `'EACCES'`,
-    /// `'ENOTFOUND'`, …) and `syscall`, `address`, `port`.
+    /// `'ENOTFOUND'`, …) and `syscall`, `address`, `port`; with code
+    /// `'ERR_SERVER_ALREADY_LISTEN'` when `listen()` was called before,
+    /// `'ERR_REDIS_UNAVAILABLE'` when the `redis` option's Redis cannot be
+    /// reached, `'ERR_SERVER_CLOSED'` when `close()` came while binding.
+    /// Throws at once (no promise): an `Error` with code `'ERR_SERVER_CLOSED'`
+    /// after `close()`, a `RangeError`/`TypeError` for a bad `port`/`host`.
     ///
     /// While listening the server keeps the process alive, like `http.Server`,
     /// unless {@link Server.unref} was called.
@@ -713,7 +722,7 @@ impl Server {
                 reconnects: n(b.reconnects),
                 failed: n(b.failed),
                 lost: n(b.lost),
-                last_error: b.last_error,
+                last_error: b.last_error.map_or(Either::B(Null), Either::A),
             }),
             channels: self
                 .engine
@@ -730,6 +739,37 @@ impl Server {
                 })
                 .collect(),
         }
+    }
+
+    /// The server's counters as Prometheus text (exposition format 0.0.4),
+    /// for a `/metrics` route: serve it with `Content-Type: text/plain;
+    /// version=0.0.4`. Names start with `hyper_sse_`: connections, streams
+    /// opened, events, comments, deliveries, bytes, evictions by `reason`
+    /// (`'budget'`, `'stall'`, `'gap'`), denials, channels, and with `redis`
+    /// the backplane's state and counters.
+    ///
+    /// Only the `maxChannels` channels with the most subscribers (default
+    /// 100, at most 10000) get a `channel` label of their own; the rest are
+    /// summed as `channel="_other"`, so a channel per user cannot flood the
+    /// scraper.
+    ///
+    /// ```js
+    /// createServer({ onRequest: (req) => req.path === '/metrics'
+    ///   ? { headers: { 'content-type': 'text/plain; version=0.0.4' }, body: server.metrics() }
+    ///   : undefined })
+    /// ```
+    ///
+    /// Throws a `TypeError` for an unknown option or a `maxChannels` that is
+    /// not a number, a `RangeError` for one that is not an integer from 0 to 10000.
+    #[napi(catch_unwind, ts_args_type = "options?: { maxChannels?: number }")]
+    pub fn metrics(&self, env: &Env, options: Option<Unknown>) -> Result<String> {
+        let max_channels = metrics_max_channels(options).map_err(|b| throw(env, b))?;
+        Ok(crate::metrics::render(
+            &self.engine.stats(),
+            &self.engine.channel_stats(),
+            self.engine.backplane_stats().as_ref(),
+            max_channels,
+        ))
     }
 
     /// The port the server listens on, or `null` when it is not listening.
@@ -798,6 +838,31 @@ fn send_channels(options: Option<Unknown>, context: &str) -> Res<Vec<String>> {
             Ok(list)
         }
     }
+}
+
+/// `metrics()`'s `maxChannels`: [`crate::metrics::DEFAULT_MAX_CHANNELS`]
+/// unless given, never above [`crate::metrics::MAX_CHANNELS_LIMIT`].
+fn metrics_max_channels(options: Option<Unknown>) -> Res<usize> {
+    use crate::metrics::{DEFAULT_MAX_CHANNELS, MAX_CHANNELS_LIMIT};
+    let Some(options) = options else {
+        return Ok(DEFAULT_MAX_CHANNELS);
+    };
+    if is_nullish(&options)? {
+        return Ok(DEFAULT_MAX_CHANNELS);
+    }
+    let what = "metrics(): options";
+    let obj = convert::object(options, what)?;
+    convert::check_keys(&obj, &["maxChannels"], what)?;
+    let Some(v) = convert::field(&obj, "maxChannels")? else {
+        return Ok(DEFAULT_MAX_CHANNELS);
+    };
+    let n = convert::number(v, "metrics(): options.maxChannels")?;
+    if !(n.fract() == 0.0 && (0.0..=MAX_CHANNELS_LIMIT as f64).contains(&n)) {
+        return Err(Bad::Range(format!(
+            "metrics(): options.maxChannels must be an integer from 0 to {MAX_CHANNELS_LIMIT}, got {n}"
+        )));
+    }
+    Ok(n as usize)
 }
 
 /// A client id as handed out in `StreamClient.id`.
