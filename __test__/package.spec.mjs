@@ -125,3 +125,30 @@ test('on a platform with no prebuilt binary, the entry says to build from source
   t.true(error.message.includes('Rust >= 1.88'), error.message)
   t.true(error.message.includes(`git clone ${pkg.repository.url.replace(/^git\+/, '')}`), error.message)
 })
+
+test('an install from git: prepare says to install Rust when cargo is missing, and the binary it builds is packed', (t) => {
+  // Without cargo on PATH (node's own directory and the system's only).
+  const bare = [...new Set([path.dirname(process.execPath), '/usr/bin', '/bin'])].join(':')
+  t.not(spawnSync('sh', ['-c', 'command -v cargo'], { env: { PATH: bare } }).status, 0, 'cargo is on the bare PATH')
+  const r = spawnSync(process.execPath, ['scripts/require-rust.mjs'], { cwd: root, env: { PATH: bare }, encoding: 'utf8' })
+  t.is(r.status, 1)
+  t.regex(r.stderr, /building from source needs Rust >= 1\.88 \(cargo was not found on PATH\)/)
+  t.regex(r.stderr, /https:\/\/rustup\.rs/)
+  t.regex(r.stderr, /npm install hyper-sse/)
+  // With cargo it lets the build go on.
+  t.is(spawnSync(process.execPath, ['scripts/require-rust.mjs'], { cwd: root }).status, 0)
+  t.is(pkg.scripts.prepare.split('&&')[0].trim(), 'node scripts/require-rust.mjs')
+  // What npm packs from a clone after its build (as a git install does) keeps the binary.
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })
+  const [info] = JSON.parse(out.slice(out.indexOf('[')))
+  const files = info.files.map((f) => f.path)
+  t.true(files.includes(`${pkg.napi.binaryName}.linux-x64-gnu.node`), files.join(', '))
+  for (const file of ['binding.js', 'index.js', 'index.d.ts']) t.true(files.includes(file), `${file} is not packed`)
+})
+
+test('the published manifest lists no binary in its files (they come in the platform packages)', (t) => {
+  t.timeout(600_000)
+  const { manifest } = release()
+  t.deepEqual(manifest.files.filter((f) => f.endsWith('.node')), [])
+  t.true(pkg.files.some((f) => f.endsWith('.node')), 'the clone\'s files keep its build, for installs from git')
+})

@@ -216,7 +216,7 @@ function stagePlatformPackage(pkg, target, binary, stage) {
 function stageRootPackage(pkg, targets, stage) {
   const dir = path.join(stage, 'root')
   fs.mkdirSync(dir)
-  for (const entry of pkg.files) {
+  for (const entry of publishedFiles(pkg)) {
     if (/[*?{[]/.test(entry)) throw new Error(`release: package.json files entry ${entry} is a glob; list the files`)
     fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true })
   }
@@ -229,8 +229,18 @@ function stageRootPackage(pkg, targets, stage) {
 export function publishedManifest(pkg, targets) {
   const manifest = { ...pkg }
   for (const field of DEV_ONLY_FIELDS) delete manifest[field]
+  manifest.files = publishedFiles(pkg)
   manifest.optionalDependencies = Object.fromEntries(targets.map((t) => [t.packageName, pkg.version]))
   return manifest
+}
+
+/**
+ * `files` without the clone's own build (`hyper-sse.*.node`, listed so that
+ * an install from git keeps the binary its `prepare` built): published, the
+ * binaries come in the platform packages.
+ */
+function publishedFiles(pkg) {
+  return pkg.files.filter((entry) => !entry.endsWith('.node'))
 }
 
 /** `npm pack` into DIR; returns what it wrote. */
