@@ -250,6 +250,22 @@ export interface ConnectResult {
  */
 export declare function createServer(options?: ServerOptions): Server
 
+/**
+ * Evictions by reason in {@link ServerStats}: the total alone cannot tell a
+ * budget that is too small from frozen tabs or an instance behind Redis.
+ */
+export interface EvictionStats {
+  /** Over the byte budget (`maxBufferedBytes`) with its socket full. */
+  budget: number
+  /** No progress for `stallTimeout` while data waited. */
+  stall: number
+  /**
+   * The Redis backplane trimmed events of its channel before this
+   * instance read them.
+   */
+  gap: number
+}
+
 /** How {@link Server.handle} and {@link Server.fetch} stream a request. */
 export interface HandleOptions {
   /**
@@ -503,8 +519,13 @@ export interface ServerStats {
    * (events, comments, heartbeats, retry hints; not HTTP framing).
    */
   bytesSent: number
-  /** Streams closed because their client fell over its byte budget. */
+  /**
+   * Streams closed because their client fell too far behind: the sum of
+   * {@link ServerStats.evictions}.
+   */
   evicted: number
+  /** The same streams by why they were evicted. */
+  evictions: EvictionStats
   /** Stream requests refused by `onConnect`, CORS or a connection limit. */
   denied: number
   /** Per channel: subscribers and history size. */

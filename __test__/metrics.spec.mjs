@@ -203,6 +203,7 @@ test('evictions are counted by reason: a sendTo queue over maxBufferedBytes is "
   t.is(value(t, families, 'hyper_sse_evictions_total', { reason: 'budget' }), 1)
   t.is(value(t, families, 'hyper_sse_evictions_total', { reason: 'stall' }), 0)
   t.is(value(t, families, 'hyper_sse_evictions_total', { reason: 'gap' }), 0)
+  t.deepEqual(server.stats().evictions, { budget: 1, stall: 0, gap: 0 }, 'stats() splits them the same way')
   t.is(value(t, families, 'hyper_sse_connections'), 0)
 })
 
@@ -221,6 +222,7 @@ test('evictions are counted by reason: a client that takes nothing for stallTime
   const families = parse(server.metrics())
   t.is(value(t, families, 'hyper_sse_evictions_total', { reason: 'stall' }), 1)
   t.is(value(t, families, 'hyper_sse_evictions_total', { reason: 'budget' }), 0)
+  t.deepEqual(server.stats().evictions, { budget: 0, stall: 1, gap: 0 }, 'stats() splits them the same way')
   t.is(value(t, families, 'hyper_sse_connections'), 1, 'the reading client stays')
   t.is(value(t, families, 'hyper_sse_channel_subscribers', { channel: 'default' }), 1)
   t.is(value(t, families, 'hyper_sse_channel_subscribers', { channel: 'firehose' }), 0)

@@ -287,14 +287,30 @@ pub struct ServerStats {
     /// Stream bytes handed to client connections, summed over all clients
     /// (events, comments, heartbeats, retry hints; not HTTP framing).
     pub bytes_sent: i64,
-    /// Streams closed because their client fell over its byte budget.
+    /// Streams closed because their client fell too far behind: the sum of
+    /// {@link ServerStats.evictions}.
     pub evicted: i64,
+    /// The same streams by why they were evicted.
+    pub evictions: EvictionStats,
     /// Stream requests refused by `onConnect`, CORS or a connection limit.
     pub denied: i64,
     /// Per channel: subscribers and history size.
     pub channels: HashMap<String, ChannelStats>,
     /// The Redis backplane, when `redis` is set.
     pub backplane: Option<BackplaneStats>,
+}
+
+/// Evictions by reason in {@link ServerStats}: the total alone cannot tell a
+/// budget that is too small from frozen tabs or an instance behind Redis.
+#[napi(object)]
+pub struct EvictionStats {
+    /// Over the byte budget (`maxBufferedBytes`) with its socket full.
+    pub budget: i64,
+    /// No progress for `stallTimeout` while data waited.
+    pub stall: i64,
+    /// The Redis backplane trimmed events of its channel before this
+    /// instance read them.
+    pub gap: i64,
 }
 
 /// The Redis backplane's health in {@link ServerStats}.
@@ -713,6 +729,11 @@ impl Server {
             deliveries: n(s.deliveries),
             bytes_sent: n(s.bytes_sent),
             evicted: n(s.evicted),
+            evictions: EvictionStats {
+                budget: n(s.evictions.budget),
+                stall: n(s.evictions.stall),
+                gap: n(s.evictions.gap),
+            },
             denied: n(s.denied),
             backplane: self.engine.backplane_stats().map(|b| BackplaneStats {
                 state: b.state.as_str().to_owned(),
