@@ -129,6 +129,7 @@ pub enum EndReason {
 /// whichever it was): the reasons call for different fixes, so the
 /// counters and metrics keep them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Eviction {
     /// Further behind than its byte budget (`max_buffered_bytes`) with its
     /// socket full, or a `send_to` queue that would grow beyond it: raise
@@ -155,23 +156,20 @@ impl Eviction {
         }
     }
 
-    /// Its bits in a client's flags (never 0, so "evicted" always has a reason).
+    /// Its place in [`Eviction::ALL`], and in counters kept per reason.
+    pub fn index(self) -> usize {
+        usize::from(self as u8)
+    }
+
+    /// Its bits in a client's flags: its index plus one, never 0, so
+    /// "evicted" always has a reason.
     fn bits(self) -> u8 {
-        let code = match self {
-            Eviction::Budget => 1,
-            Eviction::Stall => 2,
-            Eviction::Gap => 3,
-        };
-        code << REASON_SHIFT
+        (self as u8 + 1) << REASON_SHIFT
     }
 
     fn from_bits(flags: u8) -> Option<Eviction> {
-        match (flags & REASON_MASK) >> REASON_SHIFT {
-            1 => Some(Eviction::Budget),
-            2 => Some(Eviction::Stall),
-            3 => Some(Eviction::Gap),
-            _ => None,
-        }
+        let code = usize::from((flags & REASON_MASK) >> REASON_SHIFT);
+        Self::ALL.get(code.checked_sub(1)?).copied()
     }
 }
 

@@ -298,11 +298,8 @@ mod tests {
             deliveries: 30,
             bytes_sent: 4096,
             evicted: 6,
-            evictions: Evictions {
-                budget: 1,
-                stall: 2,
-                gap: 3,
-            },
+            // budget, stall, gap (the order of `Eviction::ALL`)
+            evictions: Evictions([1, 2, 3]),
             denied: 5,
         }
     }

@@ -13,31 +13,25 @@ pub struct Stats {
     comments_sent: AtomicU64,
     deliveries: AtomicU64,
     bytes_sent: AtomicU64,
-    /// Per [`Eviction`], at its [`slot`].
-    evicted: [AtomicU64; 3],
+    /// Per [`Eviction`], at its [`Eviction::index`].
+    evicted: [AtomicU64; Eviction::ALL.len()],
     denied: AtomicU64,
 }
 
 /// Evictions split by why they happened: the total alone cannot tell a
 /// budget that is too small from frozen tabs or an instance behind Redis.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Evictions {
-    /// Over the byte budget (`maxBufferedBytes`).
-    pub budget: u64,
-    /// No progress for `stallTimeout` while data waited.
-    pub stall: u64,
-    /// Dropped because the backplane trimmed events before this instance read them.
-    pub gap: u64,
-}
+pub struct Evictions(pub [u64; Eviction::ALL.len()]);
 
 impl Evictions {
     /// The count for one reason.
     pub fn get(&self, why: Eviction) -> u64 {
-        match why {
-            Eviction::Budget => self.budget,
-            Eviction::Stall => self.stall,
-            Eviction::Gap => self.gap,
-        }
+        self.0[why.index()]
+    }
+
+    /// Every eviction, whatever its reason.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
     }
 }
 
@@ -70,11 +64,7 @@ impl Stats {
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let evictions = Evictions {
-            budget: get(&self.evicted[slot(Eviction::Budget)]),
-            stall: get(&self.evicted[slot(Eviction::Stall)]),
-            gap: get(&self.evicted[slot(Eviction::Gap)]),
-        };
+        let evictions = Evictions(self.evicted.each_ref().map(get));
         StatsSnapshot {
             connections: get(&self.connections),
             total_connections: get(&self.total_connections),
@@ -82,7 +72,7 @@ impl Stats {
             comments_sent: get(&self.comments_sent),
             deliveries: get(&self.deliveries),
             bytes_sent: get(&self.bytes_sent),
-            evicted: evictions.budget + evictions.stall + evictions.gap,
+            evicted: evictions.total(),
             evictions,
             denied: get(&self.denied),
         }
@@ -114,20 +104,11 @@ impl Stats {
     }
 
     pub(crate) fn evicted(&self, why: Eviction) {
-        self.evicted[slot(why)].fetch_add(1, Ordering::Relaxed);
+        self.evicted[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn denied(&self) {
         self.denied.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Where `why` is counted in `Stats::evicted`.
-fn slot(why: Eviction) -> usize {
-    match why {
-        Eviction::Budget => 0,
-        Eviction::Stall => 1,
-        Eviction::Gap => 2,
     }
 }
 

@@ -21,6 +21,7 @@ mod handoff;
 mod hooks;
 mod options;
 
+use crate::hub::Eviction;
 use crate::server::ListenError;
 use convert::{is_nullish, throw, throw_code, Bad, Res};
 use napi::bindgen_prelude::*;
@@ -730,9 +731,9 @@ impl Server {
             bytes_sent: n(s.bytes_sent),
             evicted: n(s.evicted),
             evictions: EvictionStats {
-                budget: n(s.evictions.budget),
-                stall: n(s.evictions.stall),
-                gap: n(s.evictions.gap),
+                budget: n(s.evictions.get(Eviction::Budget)),
+                stall: n(s.evictions.get(Eviction::Stall)),
+                gap: n(s.evictions.get(Eviction::Gap)),
             },
             denied: n(s.denied),
             backplane: self.engine.backplane_stats().map(|b| BackplaneStats {
