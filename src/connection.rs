@@ -9,7 +9,8 @@
 //! (closing the socket, freeing everything queued for it) once the client is
 //! marked evicted.
 
-use crate::hub::{Client, Progress};
+use crate::hub::Client;
+use crate::io::Progress;
 use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -47,7 +48,7 @@ impl ConnState {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Client>>> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.clients)
     }
 }
 

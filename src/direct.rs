@@ -8,7 +8,7 @@
 //! read buffer and no write buffer of its own beyond the batch being written,
 //! which is what makes an idle stream cheap.
 
-use crate::body::Chunks;
+use crate::chunks::Chunks;
 use crate::connection::ConnState;
 use crate::stream::EventStream;
 use bytes::{Buf, Bytes};
@@ -29,6 +29,25 @@ pub enum Finished {
     Gone,
     /// Dropped as too slow.
     Evicted,
+}
+
+/// The response head of a stream served without hyper, as bytes, and
+/// whether its body is chunked (HTTP/1.1; an HTTP/1.0 client gets the raw
+/// stream, ended by closing the connection).
+pub(crate) fn response_head(
+    mut response: http::Response<crate::body::ResponseBody>,
+    version: http::Version,
+) -> (bytes::Bytes, bool) {
+    let chunked = version == http::Version::HTTP_11;
+    if chunked {
+        response.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
+    let mut head = crate::http1::encode_head(&response, version);
+    head.extend_from_slice(b"\r\n");
+    (head.freeze(), chunked)
 }
 
 /// The future that serves one direct stream.

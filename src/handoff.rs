@@ -19,11 +19,11 @@
 
 use crate::body::ResponseBody;
 use crate::connection::ConnState;
-use crate::direct::{DirectStream, Finished};
+use crate::direct::{response_head, DirectStream, Finished};
 use crate::hooks::ClientInfo;
 use crate::hub::Client;
 use crate::routes::{stream_request, Handing, Outcome, Started};
-use crate::server::{direct_head, Shared};
+use crate::shared::Shared;
 use crate::stream::{chunk_overhead, EventStream};
 use bytes::{Buf, Bytes, BytesMut};
 use http::request::Parts;
@@ -127,7 +127,7 @@ impl Opened {
     pub fn serve_native(self: Box<Self>, socket: std::net::TcpStream) -> io::Result<()> {
         socket.set_nonblocking(true)?;
         let _ = socket.set_nodelay(true);
-        let (head, chunked) = direct_head(self.head, self.version);
+        let (head, chunked) = response_head(self.head, self.version);
         let rest = write_now(&socket, head)?;
         let socket = tokio::net::TcpStream::from_std(socket)?;
         let direct = DirectStream::new(socket, rest, self.stream, self.conn, chunked);
@@ -435,6 +435,6 @@ impl Tracker {
 
     /// The task table; a panic elsewhere while it was held leaves it usable.
     fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.tasks)
     }
 }

@@ -31,6 +31,8 @@
 //!   the moment it started being read (`since`).
 
 use crate::event::{encode_comment, Encoded, Event};
+use crate::io::Progress;
+use crate::sync::{lock, read, write};
 use atomic_waker::AtomicWaker;
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
@@ -479,21 +481,6 @@ impl Client {
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.iter().map(|c| c.name.to_string()).collect()
     }
-}
-
-/// What a client's connection reports back about its socket: bytes written,
-/// and whether the last write found the socket full. Only a client whose
-/// socket is full can be "slow": one that is merely waiting for its turn on a
-/// busy machine is still draining.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Bytes written to the socket so far.
-    pub written: AtomicU64,
-    /// The socket refused more data at the last attempt (the client is not reading fast enough).
-    pub blocked: AtomicBool,
-    /// The socket carries several clients' streams (HTTP/2): what it
-    /// accepts says nothing about one of them.
-    pub multiplexed: AtomicBool,
 }
 
 /// What a client finds when it reads.
@@ -1441,18 +1428,6 @@ fn radix36(mut n: u128) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

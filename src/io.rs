@@ -1,27 +1,39 @@
 //! The socket as hyper sees it, counting every byte written and noticing
-//! when the socket is full, so a client's byte budget can be measured against
-//! what really left the process, and
-//! shared so the connection supervisor can still answer `408` on a request
-//! head that never completes.
+//! when the socket is full ([`Progress`]), so a client's byte budget can be
+//! measured against what really left the process.
 
-use crate::hub::Progress;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A TCP stream shared between hyper and the connection's supervisor.
+/// What a client's connection reports back about its socket: bytes written,
+/// and whether the last write found the socket full. Only a client whose
+/// socket is full can be "slow": one that is merely waiting for its turn on a
+/// busy machine is still draining.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes written to the socket so far.
+    pub written: AtomicU64,
+    /// The socket refused more data at the last attempt (the client is not reading fast enough).
+    pub blocked: AtomicBool,
+    /// The socket carries several clients' streams (HTTP/2): what it
+    /// accepts says nothing about one of them.
+    pub multiplexed: AtomicBool,
+}
+
+/// A TCP stream as hyper sees it, reporting to [`Progress`].
 pub struct CountingIo {
-    stream: Arc<TcpStream>,
+    stream: TcpStream,
     progress: Arc<Progress>,
 }
 
 impl CountingIo {
     /// Wraps `stream`, reporting writes to `progress`.
-    pub fn new(stream: Arc<TcpStream>, progress: Arc<Progress>) -> Self {
+    pub fn new(stream: TcpStream, progress: Arc<Progress>) -> Self {
         CountingIo { stream, progress }
     }
 
@@ -106,7 +118,8 @@ impl AsyncWrite for CountingIo {
     }
 }
 
-/// Half-closes the write side, which a shared stream cannot do through tokio.
+/// Half-closes the write side (a FIN after the last answer), on a stream
+/// borrowed from whoever owns it.
 pub fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
     match socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),

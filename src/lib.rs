@@ -9,10 +9,14 @@
 //! [`metrics`] renders the counters as Prometheus text (exposition format 0.0.4).
 //! [`binding`] is the only module that knows about N-API and JavaScript.
 
+pub mod accept;
 pub mod backplane;
+pub mod bind;
 pub mod binding;
 pub mod body;
 pub mod channel;
+pub mod chunks;
+pub mod config;
 pub mod connection;
 pub mod cors;
 pub mod direct;
@@ -26,7 +30,9 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod shared;
 pub mod static_files;
 pub mod stats;
 pub mod stream;
+pub mod sync;
 pub mod tls;

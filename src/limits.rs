@@ -42,7 +42,7 @@ impl Limits {
         if self.max_total.is_none() && self.max_per_ip.is_none() {
             return Ok(None);
         }
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per_ip = crate::sync::lock(&self.per_ip);
         if let Some(max) = self.max_total {
             if self.total.load(Ordering::Relaxed) >= max {
                 return Err(Refusal::Total);
@@ -72,7 +72,7 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per_ip = crate::sync::lock(&self.limits.per_ip);
         if let Some(count) = per_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {

@@ -6,7 +6,7 @@
 //! handler, then static files, then 404. Every refusal is an HTTP answer with
 //! a reason, never a dropped connection.
 
-use crate::body::ResponseBody;
+use crate::body::{plain, ResponseBody};
 use crate::channel::{check_name, BadName};
 use crate::connection::ConnState;
 use crate::cors::{is_preflight, Cors, Verdict, ALLOWED_METHODS};
@@ -17,8 +17,7 @@ use crate::hooks::{
 use crate::http1::{check_request, forbids_body};
 use crate::hub::{EndReason, Subscriber, DEFAULT_CHANNEL};
 use crate::limits::{Permit, Refusal};
-use crate::server::Shared;
-use crate::static_files::plain;
+use crate::shared::Shared;
 use crate::stream::EventStream;
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;

@@ -1,204 +1,27 @@
-//! The HTTP side: binding, the accept loop, routing each request to an event
-//! stream, a static file or an error, and shutting everything down cleanly.
+//! The server's lifecycle and its API: created idle, listening, closing.
 //!
-//! Lifecycle: a [`Server`] is created idle (events sent before `listen` go to
-//! the history), [`Server::listen`] binds and starts the accept loop, and
-//! [`Server::close`] stops accepting, ends every stream with its terminating
-//! chunk, waits for connections to finish (bounded by a grace period, after
-//! which the stragglers are dropped) and only then resolves.
+//! A [`Server`] is created idle (events sent before `listen` go to the
+//! history), [`Server::listen`] binds and starts the accept loop
+//! ([`crate::accept`]), and [`Server::close`] stops accepting, ends every
+//! stream with its terminating chunk, waits for connections to finish
+//! (bounded by a grace period, after which the stragglers are dropped) and
+//! only then resolves. Streams for requests other servers accepted come in
+//! through [`Server::take`] ([`crate::handoff`]).
 
-use crate::backplane::{Backplane, BackplaneStats, PublishError, RedisOptions, Reporter};
-use crate::connection::{ConnState, Ended, Shutdown, Supervised};
-use crate::cors::Cors;
-use crate::direct::DirectStream;
-use crate::event::{retry_hint, Event};
+use crate::accept::accept_loop;
+use crate::backplane::{Backplane, BackplaneStats, PublishError, Reporter};
+use crate::bind::{bind, ListenError};
+use crate::config::Config;
+use crate::event::Event;
 use crate::handoff::{take, Answer, Handled, Handoff, Tracker};
-use crate::hooks::Hooks;
-use crate::http1::{encode_final, encode_head, error_answer, read_head, Opening};
-use crate::hub::{ChannelStats, Hub, Payload, Retention};
-use crate::io::{shutdown_write, CountingIo, Prefixed};
-use crate::limits::Limits;
-use crate::routes::{is_stream_path, refuse_malformed, route, stream_request, Outcome};
-use crate::static_files::StaticRoot;
-use crate::stats::{Stats, StatsSnapshot};
-use crate::tls::{Tls, TlsError, TlsPem};
-use http::HeaderMap;
-use hyper::server::conn::http1;
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::hub::{ChannelStats, Hub, Payload};
+use crate::shared::Shared;
+use crate::stats::StatsSnapshot;
+use crate::tls::{TlsError, TlsPem};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
-
-/// Everything that shapes the server's behaviour, fixed at creation.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Request paths that open an event stream (exact match, query ignored).
-    pub paths: Vec<String>,
-    /// Where other GET/HEAD requests are served from; `None` answers 404.
-    pub static_root: Option<StaticRoot>,
-    /// Heartbeat interval for idle streams; `None` disables heartbeats.
-    pub keep_alive: Option<Duration>,
-    /// Reconnection delay hint sent as the first block of every stream.
-    pub retry: Option<u64>,
-    /// Extra response headers for event streams (already validated).
-    pub headers: HeaderMap,
-    /// How much history the hub keeps and how far a client may lag.
-    pub retention: Retention,
-    /// How long `close` waits for connections to finish before dropping them.
-    pub shutdown_grace: Duration,
-    /// Pending-connection queue length passed to `listen(2)`.
-    pub backlog: u32,
-    /// A comment written first on every stream (e.g. `ok`), after the retry hint.
-    pub first_comment: Option<String>,
-    /// Whether `?channel=a&channel=b` chooses a stream's channels.
-    pub channels_from_query: bool,
-    /// The application's hooks.
-    pub hooks: Hooks,
-    /// Cross-origin policy; `None` adds no CORS headers.
-    pub cors: Option<Cors>,
-    /// Most streams open at once (503 beyond).
-    pub max_connections: Option<u64>,
-    /// Most streams open at once from one address (429 beyond).
-    pub max_connections_per_ip: Option<u64>,
-    /// How long a client may take to send its first request head (408 after).
-    pub header_timeout: Option<Duration>,
-    /// Largest request head accepted (431 beyond); at least 8192.
-    pub max_header_bytes: usize,
-    /// Largest request body read for `on_request` (413 beyond).
-    pub max_body_bytes: usize,
-    /// How long a request waits for a hook that answers (`on_connect`,
-    /// `on_request`, a CORS origin predicate); then it is answered without it
-    /// (503 for a stream, 504 for a route). `None` waits as long as it takes.
-    pub hook_timeout: Option<Duration>,
-    /// HTTPS: certificates, with ALPN offering `h2` and `http/1.1`.
-    pub tls: Option<Arc<Tls>>,
-    /// Accept HTTP/2 with prior knowledge (h2c) on a plaintext server.
-    pub http2: bool,
-    /// Act as one with other instances through Redis (see [`crate::backplane`]).
-    pub redis: Option<RedisOptions>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            paths: vec!["/events".to_owned()],
-            static_root: None,
-            keep_alive: Some(Duration::from_secs(15)),
-            retry: None,
-            headers: HeaderMap::new(),
-            retention: Retention::default(),
-            shutdown_grace: Duration::from_secs(5),
-            backlog: 4096,
-            first_comment: None,
-            channels_from_query: false,
-            hooks: Hooks::default(),
-            cors: None,
-            max_connections: None,
-            max_connections_per_ip: None,
-            header_timeout: Some(Duration::from_secs(10)),
-            max_header_bytes: 16 * 1024,
-            max_body_bytes: 1024 * 1024,
-            hook_timeout: Some(Duration::from_secs(10)),
-            tls: None,
-            http2: false,
-            redis: None,
-        }
-    }
-}
-
-/// Header names a stream's extra headers may not set: they would break the
-/// event stream's framing or its content type.
-pub const RESERVED_STREAM_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "trailer",
-];
-
-/// What a failed `listen` reports, in the shape Node's own errors have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenError {
-    /// Node's error code: `EADDRINUSE`, `EACCES`, `ENOTFOUND`, …
-    pub code: &'static str,
-    /// The failing call: `listen` or `getaddrinfo`.
-    pub syscall: &'static str,
-    /// The errno as Node reports it (negative), when there is one.
-    pub errno: Option<i32>,
-    /// The host that was asked for.
-    pub address: String,
-    /// The port that was asked for.
-    pub port: u16,
-    /// A message in Node's words: `listen EADDRINUSE: address already in use 127.0.0.1:3000`.
-    pub message: String,
-}
-
-impl std::fmt::Display for ListenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ListenError {}
-
-impl ListenError {
-    fn from_io(err: &io::Error, syscall: &'static str, address: &str, port: u16) -> Self {
-        let (code, text) = match err.raw_os_error() {
-            Some(98) => ("EADDRINUSE", "address already in use"),
-            Some(13) => ("EACCES", "permission denied"),
-            Some(1) => ("EPERM", "operation not permitted"),
-            Some(99) => ("EADDRNOTAVAIL", "address not available"),
-            Some(97) => ("EAFNOSUPPORT", "address family not supported"),
-            Some(22) => ("EINVAL", "invalid argument"),
-            Some(24) => ("EMFILE", "too many open files"),
-            _ => match err.kind() {
-                io::ErrorKind::AddrInUse => ("EADDRINUSE", "address already in use"),
-                io::ErrorKind::PermissionDenied => ("EACCES", "permission denied"),
-                io::ErrorKind::AddrNotAvailable => ("EADDRNOTAVAIL", "address not available"),
-                _ => ("ELISTEN", "could not listen"),
-            },
-        };
-        ListenError {
-            code,
-            syscall,
-            errno: err.raw_os_error().map(|e| -e),
-            address: address.to_owned(),
-            port,
-            message: format!("{syscall} {code}: {text} {address}:{port}"),
-        }
-    }
-
-    fn not_found(address: &str, port: u16) -> Self {
-        ListenError {
-            code: "ENOTFOUND",
-            syscall: "getaddrinfo",
-            errno: None,
-            address: address.to_owned(),
-            port,
-            message: format!("getaddrinfo ENOTFOUND {address}"),
-        }
-    }
-
-    fn state(code: &'static str, message: &str, address: &str, port: u16) -> Self {
-        ListenError {
-            code,
-            syscall: "listen",
-            errno: None,
-            address: address.to_owned(),
-            port,
-            message: message.to_owned(),
-        }
-    }
-}
+use tokio::task::JoinHandle;
 
 /// Why `send`/`comment` refused to accept anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,32 +59,6 @@ pub enum SetTlsError {
     NotTls,
     /// The new certificate or key is refused; the old one stays.
     Invalid(TlsError),
-}
-
-/// State shared by the accept loop, every connection and the API.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) hub: Arc<Hub>,
-    /// Set when `redis` is configured: sends go through it, and replays it
-    /// can do that the local logs cannot.
-    pub(crate) backplane: Option<Backplane>,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) limits: Arc<Limits>,
-    /// The retry hint block, encoded once.
-    pub(crate) preamble: Option<crate::event::Encoded>,
-    /// Whether the hub's fan-out and stall watchdog run yet: started by
-    /// `listen()`, or by the first handed-over stream.
-    background: std::sync::Once,
-}
-
-impl Shared {
-    /// Starts the hub's background tasks once (on the current runtime).
-    pub(crate) fn start_background(&self) {
-        self.background.call_once(|| {
-            tokio::spawn(Arc::clone(&self.hub).run_fanout());
-            tokio::spawn(Arc::clone(&self.hub).run_watchdog());
-        });
-    }
 }
 
 enum State {
@@ -303,15 +100,7 @@ impl Server {
             }
         };
         Server {
-            shared: Arc::new(Shared {
-                backplane,
-                preamble: config.retry.map(retry_hint),
-                limits: Limits::new(config.max_connections, config.max_connections_per_ip),
-                config,
-                hub,
-                stats: Arc::new(Stats::default()),
-                background: std::sync::Once::new(),
-            }),
+            shared: Arc::new(Shared::new(config, hub, backplane)),
             handed: Arc::default(),
             state: Mutex::new(State::Idle),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -397,6 +186,12 @@ impl Server {
         Ok(())
     }
 
+    /// The state every connection shares (for the accept pipeline's tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
     /// The counters right now.
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
@@ -421,7 +216,7 @@ impl Server {
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Binds `host:port` (port 0 picks a free port; no host means every
@@ -465,7 +260,7 @@ impl Server {
                 ));
             }
         }
-        let bound = self.bind(port, host).await;
+        let bound = bind(port, host, self.shared.config.backlog).await;
         let mut state = self.lock_state();
         let listener = match bound {
             Ok(l) => l,
@@ -497,45 +292,6 @@ impl Server {
             accept_loop,
         };
         Ok(addr)
-    }
-
-    async fn bind(&self, port: u16, host: Option<&str>) -> Result<TcpListener, ListenError> {
-        let backlog = self.shared.config.backlog;
-        let candidates: Vec<SocketAddr> = match host {
-            None => vec![
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-            ],
-            Some(h) => match h
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-            {
-                Ok(ip) => vec![SocketAddr::new(ip, port)],
-                Err(_) => match tokio::net::lookup_host((h, port)).await {
-                    Ok(addrs) => addrs.collect(),
-                    Err(_) => return Err(ListenError::not_found(h, port)),
-                },
-            },
-        };
-        let shown = host.unwrap_or("::");
-        let mut first_error = None;
-        for addr in candidates {
-            match bind_one(addr, backlog) {
-                Ok(l) => return Ok(l),
-                Err(e) => {
-                    first_error.get_or_insert(ListenError::from_io(&e, "listen", shown, port));
-                    // Move on to the next address only when this one's family is
-                    // unavailable here (no IPv6); a port in use is final.
-                    let family_missing =
-                        e.kind() == io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(97);
-                    if !family_missing {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| ListenError::not_found(shown, port)))
     }
 
     /// Stops accepting, ends every stream cleanly and waits until every
@@ -583,320 +339,5 @@ impl Server {
     /// How many handed-over streams are being carried now.
     pub fn handed_streams(&self) -> usize {
         self.handed.open()
-    }
-}
-
-fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    #[cfg(not(windows))]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
-}
-
-/// Accepts until told to stop, then shuts every connection down gracefully.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
-    let shutdown = Arc::new(Shutdown::default());
-    let mut connections = JoinSet::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .max_buf_size(shared.config.max_header_bytes.max(8192));
-    // The first request head is read (and timed, 408) before hyper sees the
-    // connection; later heads on a kept-alive connection get hyper's timer.
-    builder.header_read_timeout(shared.config.header_timeout);
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new()).max_concurrent_streams(1000);
-    let builder = Arc::new(Builders { h1: builder, h2 });
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    // Events are small and latency matters more than packet count.
-                    let _ = socket.set_nodelay(true);
-                    connections.spawn(serve_socket(
-                        socket,
-                        peer,
-                        Arc::clone(&shared),
-                        Arc::clone(&shutdown),
-                        Arc::clone(&builder),
-                    ));
-                }
-                Err(e) => {
-                    // Out of file descriptors or a transient network error:
-                    // back off instead of spinning, and keep serving.
-                    if !is_connection_error(&e) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        }
-    }
-    drop(listener);
-    shared.hub.close();
-    shutdown.start();
-    // Each connection closes itself within the grace period; this is the backstop.
-    let grace = shared.config.shutdown_grace + Duration::from_secs(1);
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, drain).await.is_err() {
-        connections.shutdown().await;
-    }
-}
-
-/// Serves one connection: its first request head is read here; a request for
-/// a stream path is served directly (no hyper, see [`crate::direct`]), any
-/// other goes to hyper with the bytes already read.
-///
-/// This future lives as long as the connection, and a future is as large as
-/// its largest state. So the short-lived first phase ([`prepare`]) is boxed
-/// and gone once the stream runs: an idle stream carries only its own state
-/// (a few hundred bytes), not the request parsing or the connect hook.
-async fn serve_socket(
-    socket: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: Arc<Shutdown>,
-    builder: Arc<Builders>,
-) {
-    match Box::pin(prepare(socket, peer, shared, shutdown, builder)).await {
-        Next::Direct(stream) => {
-            stream.await;
-        }
-        Next::Hyper(conn) => {
-            conn.await;
-        }
-        Next::Done => {}
-    }
-}
-
-/// What a connection becomes once its first request head is read. (The
-/// direct stream is kept inline on purpose: it is what lives on.)
-#[allow(clippy::large_enum_variant)]
-enum Next {
-    /// A stream served without hyper.
-    Direct(DirectStream),
-    /// Everything else: hyper, supervised.
-    Hyper(std::pin::Pin<Box<dyn std::future::Future<Output = Ended> + Send>>),
-    /// Answered (or failed) already.
-    Done,
-}
-
-/// hyper's connection settings, shared by every connection.
-struct Builders {
-    h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
-}
-
-async fn prepare(
-    socket: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: Arc<Shutdown>,
-    builder: Arc<Builders>,
-) -> Next {
-    let config = &shared.config;
-    if let Some(tls) = &config.tls {
-        return prepare_tls(socket, peer, &shared, shutdown, &builder, tls).await;
-    }
-    let head = tokio::select! {
-        head = read_head(&socket, config.max_header_bytes.max(8192), config.header_timeout, config.http2) => head,
-        _ = shutdown.wait() => return Next::Done,
-    };
-    let first = match head {
-        Ok(Opening::Http1(first)) => first,
-        Ok(Opening::Http2(raw)) => {
-            let state = Arc::new(ConnState::default());
-            let socket = Arc::new(socket);
-            let io = Prefixed::new(
-                raw.freeze(),
-                CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
-            );
-            return serve_hyper(io, true, &shared, state, peer, shutdown, &builder);
-        }
-        Err(e) => {
-            if let Some(answer) = error_answer(&e) {
-                // Best effort: the client may not be reading either.
-                let _ = socket.try_write(answer);
-                let _ = shutdown_write(&socket);
-            }
-            return Next::Done;
-        }
-    };
-    let state = Arc::new(ConnState::default());
-    if is_stream_path(&shared, first.parts.uri.path()) {
-        let version = first.parts.version;
-        let head_only = first.parts.method == http::Method::HEAD;
-        // hyper is not here to refuse a request it could not frame.
-        let outcome = match refuse_malformed(&shared, &first.parts) {
-            Some(answer) => Outcome::Reply(answer),
-            None => stream_request(&first.parts, &shared, &state, peer, None).await,
-        };
-        return match outcome {
-            Outcome::Reply(response) => {
-                let bytes = encode_final(response, version, head_only);
-                let _ =
-                    tokio::time::timeout(config.shutdown_grace, write_all(&socket, &bytes)).await;
-                let _ = shutdown_write(&socket);
-                Next::Done
-            }
-            Outcome::Stream(started) => {
-                let (head, chunked) = direct_head(started.response, version);
-                Next::Direct(DirectStream::new(
-                    socket,
-                    head,
-                    started.stream,
-                    state,
-                    chunked,
-                ))
-            }
-        };
-    }
-    let socket = Arc::new(socket);
-    let io = Prefixed::new(
-        first.raw.freeze(),
-        CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress)),
-    );
-    serve_hyper(io, false, &shared, state, peer, shutdown, &builder)
-}
-
-/// The response head of a stream served without hyper, as bytes, and
-/// whether its body is chunked (HTTP/1.1; an HTTP/1.0 client gets the raw
-/// stream, ended by closing the connection).
-pub(crate) fn direct_head(
-    mut response: http::Response<crate::body::ResponseBody>,
-    version: http::Version,
-) -> (bytes::Bytes, bool) {
-    let chunked = version == http::Version::HTTP_11;
-    if chunked {
-        response.headers_mut().insert(
-            http::header::TRANSFER_ENCODING,
-            http::HeaderValue::from_static("chunked"),
-        );
-    }
-    let mut head = encode_head(&response, version);
-    head.extend_from_slice(b"\r\n");
-    (head.freeze(), chunked)
-}
-
-/// A TLS connection: handshake (bounded by the header timeout), then HTTP/2
-/// or HTTP/1.1 as ALPN decided, both through hyper.
-async fn prepare_tls(
-    socket: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    shutdown: Arc<Shutdown>,
-    builder: &Arc<Builders>,
-    tls: &Tls,
-) -> Next {
-    let state = Arc::new(ConnState::default());
-    let socket = Arc::new(socket);
-    let io = CountingIo::new(Arc::clone(&socket), Arc::clone(&state.progress));
-    let handshake = tls.acceptor().accept(io);
-    let limit = shared
-        .config
-        .header_timeout
-        .unwrap_or(Duration::from_secs(30));
-    let stream = tokio::select! {
-        s = tokio::time::timeout(limit, handshake) => s,
-        _ = shutdown.wait() => return Next::Done,
-    };
-    let Ok(Ok(stream)) = stream else {
-        return Next::Done;
-    };
-    let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    serve_hyper(stream, http2, shared, state, peer, shutdown, builder)
-}
-
-/// Hands a connection to hyper, HTTP/2 or HTTP/1.1, supervised.
-fn serve_hyper<I>(
-    io: I,
-    http2: bool,
-    shared: &Arc<Shared>,
-    state: Arc<ConnState>,
-    peer: SocketAddr,
-    shutdown: Arc<Shutdown>,
-    builder: &Builders,
-) -> Next
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    state
-        .progress
-        .multiplexed
-        .store(http2, std::sync::atomic::Ordering::Relaxed);
-    let service = {
-        let (shared, state) = (Arc::clone(shared), Arc::clone(&state));
-        service_fn(move |req| route(req, Arc::clone(&shared), Arc::clone(&state), peer))
-    };
-    let grace = shared.config.shutdown_grace;
-    let io = TokioIo::new(io);
-    Next::Hyper(if http2 {
-        let conn = builder.h2.serve_connection(io, service);
-        Box::pin(Supervised::new(conn, state, shutdown, grace))
-    } else {
-        let conn = builder.h1.serve_connection(io, service);
-        Box::pin(Supervised::new(conn, state, shutdown, grace))
-    })
-}
-
-async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    /// What an idle stream costs is mostly this future: keep it small (the
-    /// benchmark's target is 4 KiB of RSS per idle connection in all).
-    #[tokio::test]
-    async fn a_connection_future_stays_small() {
-        use super::*;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let c = std::net::TcpStream::connect(addr).unwrap();
-        let (s, _) = listener.accept().unwrap();
-        s.set_nonblocking(true).unwrap();
-        let socket = TcpStream::from_std(s).unwrap();
-        let server = Server::new(Config::default());
-        let fut = serve_socket(
-            socket,
-            addr,
-            Arc::clone(&server.shared),
-            Arc::new(Shutdown::default()),
-            Arc::new(Builders {
-                h1: http1::Builder::new(),
-                h2: http2::Builder::new(TokioExecutor::new()),
-            }),
-        );
-        assert!(
-            std::mem::size_of_val(&fut) <= 1024,
-            "{}",
-            std::mem::size_of_val(&fut)
-        );
-        assert!(std::mem::size_of::<DirectStream>() <= 320);
-        drop(c);
     }
 }

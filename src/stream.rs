@@ -7,7 +7,7 @@
 //! for it at once (see [`crate::hub::Subscriber::read`]) and hyper writes that
 //! in one go.
 
-use crate::body::{BoxError, Chunks};
+use crate::chunks::{BoxError, Chunks};
 use crate::connection::ConnState;
 use crate::event::heartbeat;
 use crate::hub::{EndReason, Eviction, Read, Subscriber};

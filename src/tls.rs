@@ -62,15 +62,13 @@ impl Tls {
     /// connections already open keep theirs. On error nothing changes.
     pub fn reload(&self, pem: &TlsPem) -> Result<(), TlsError> {
         let config = Arc::new(build(pem)?);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *crate::sync::write(&self.current) = config;
         Ok(())
     }
 
     /// An acceptor with the current configuration.
     pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(Arc::clone(
-            &self.current.read().unwrap_or_else(|e| e.into_inner()),
-        ))
+        TlsAcceptor::from(Arc::clone(&crate::sync::read(&self.current)))
     }
 }
 

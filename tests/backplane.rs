@@ -4,9 +4,10 @@
 //! starts one of its own and stops it by PID.
 
 use hyper_sse::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
+use hyper_sse::config::Config;
 use hyper_sse::event::Event;
 use hyper_sse::hub::Retention;
-use hyper_sse::server::{Config, Server};
+use hyper_sse::server::Server;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! The engine driven over real TCP by a raw HTTP/1.1 client, so every byte on
 //! the wire is checked: the response head, the chunked framing, the events.
 
+use hyper_sse::config::Config;
 use hyper_sse::event::Event;
 use hyper_sse::hub::Retention;
-use hyper_sse::server::{Config, Server};
+use hyper_sse::server::Server;
 use hyper_sse::static_files::StaticRoot;
 use std::net::SocketAddr;
 use std::sync::Arc;

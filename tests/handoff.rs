@@ -5,10 +5,11 @@
 //! `res.write()`), on a server that never listens.
 
 use bytes::Bytes;
+use hyper_sse::config::Config;
 use hyper_sse::event::Event;
 use hyper_sse::handoff::{Handled, Handoff, Outlet, OutletFuture, Wrote};
 use hyper_sse::hub::Retention;
-use hyper_sse::server::{Config, Server};
+use hyper_sse::server::Server;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,10 @@
 //!
 //! Its own test binary, so the process's memory is this test's alone.
 
+use hyper_sse::config::Config;
 use hyper_sse::event::Event;
 use hyper_sse::hub::Retention;
-use hyper_sse::server::{Config, Server};
+use hyper_sse::server::Server;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,6 +29,7 @@ mod replay;
 use crate::event::{encode_comment, Encoded};
 use crate::hooks::HookError;
 use crate::hub::{Hub, IdSpace, Payload, Subscriber};
+use crate::sync::lock;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
 use options::redact;
 pub use options::{RedisOptions, UrlError, DEFAULT_MAX_PENDING};
@@ -341,7 +342,7 @@ async fn start_eventually(inner: Arc<Inner>) {
         match start(&inner).await {
             Ok(()) => return,
             Err(e) => {
-                *inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.0.clone());
+                *lock(&inner.last_error) = Some(e.0.clone());
                 if !std::mem::replace(&mut reported, true) {
                     (inner.report)(format!("Redis backplane: {e}; retrying with backoff").into());
                 }
@@ -373,7 +374,7 @@ impl Backplane {
         };
         names.sort_unstable();
         names.dedup();
-        let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = lock(&inner.queue);
         if queue.items.len() >= inner.max_pending {
             let pending = queue.items.len();
             drop(queue);
@@ -405,7 +406,7 @@ impl Backplane {
     pub async fn flush(&self) -> Result<(), PublishError> {
         self.start_soon();
         let target = {
-            let queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = lock(&self.inner.queue);
             queue.next_seq - 1
         };
         let mut applied = self.inner.applied.subscribe();
@@ -502,7 +503,7 @@ impl Backplane {
             let _ = tokio::time::timeout_at(deadline, caught_up).await;
         }
         let left = {
-            let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = lock(&inner.queue);
             std::mem::take(&mut queue.items).len()
         };
         if left > 0 {
@@ -525,12 +526,7 @@ impl Backplane {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BackplaneStats {
             state: inner.state(),
-            pending: inner
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .items
-                .len() as u64,
+            pending: lock(&inner.queue).items.len() as u64,
             published: get(&inner.published),
             received: get(&inner.received),
             reconnects: get(&inner.reconnects),
@@ -571,10 +567,7 @@ impl Inner {
     }
 
     fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.last_error).clone()
     }
 
     fn stopped(&self) -> bool {
@@ -637,7 +630,7 @@ impl Inner {
     /// per retry).
     fn failed(&self, ok: &AtomicBool, what: &str, error: &redis::RedisError) {
         let text = format!("{what}: {error}");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.clone());
+        *lock(&self.last_error) = Some(text.clone());
         if ok.swap(false, Ordering::AcqRel) && !self.stopped() {
             (self.report)(format!("Redis backplane: {text}; retrying with backoff").into());
         }

@@ -8,6 +8,7 @@
 
 use super::keys::PUBLISH_SCRIPT;
 use super::{Backoff, Inner, Pending};
+use crate::sync::lock;
 use redis::{RedisError, RedisResult, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
     loop {
         let batch: Vec<Pending> = {
-            let queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = lock(&inner.queue);
             queue.items.iter().take(BATCH).cloned().collect()
         };
         if inner.stopped() {
@@ -116,7 +117,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         if done > 0 {
             let through = batch[done - 1].seq;
             {
-                let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut queue = lock(&inner.queue);
                 // close() may have taken the queue meanwhile: remove only
                 // what this batch settled.
                 while queue.items.front().is_some_and(|p| p.seq <= through) {

@@ -52,7 +52,7 @@ impl Watch {
 type Watches = Arc<Mutex<HashMap<u32, Arc<Watch>>>>;
 
 fn lock(w: &Watches) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Watch>>> {
-    w.lock().unwrap_or_else(|e| e.into_inner())
+    crate::sync::lock(w)
 }
 
 /// Work for the JavaScript thread from a bridged stream.

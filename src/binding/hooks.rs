@@ -396,7 +396,7 @@ unsafe fn parse_with<T>(
 /// What `onConnect` returned.
 pub struct ConnectVerdict(Decision);
 
-const STREAM_RESERVED: &[&str] = crate::server::RESERVED_STREAM_HEADERS;
+const STREAM_RESERVED: &[&str] = crate::config::RESERVED_STREAM_HEADERS;
 
 impl FromNapiValue for ConnectVerdict {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {

@@ -21,8 +21,8 @@ mod handoff;
 mod hooks;
 mod options;
 
+use crate::bind::ListenError;
 use crate::hub::Eviction;
-use crate::server::ListenError;
 use convert::{is_nullish, throw, throw_code, Bad, Res};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
@@ -413,7 +413,7 @@ impl Server {
 }
 
 fn lock(hold: &Mutex<ProcessHold>) -> std::sync::MutexGuard<'_, ProcessHold> {
-    hold.lock().unwrap_or_else(|e| e.into_inner())
+    crate::sync::lock(hold)
 }
 
 /// Creates a server. Nothing is bound until {@link Server.listen}; events sent

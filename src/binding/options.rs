@@ -3,8 +3,8 @@
 use super::convert::{self, Bad, Res};
 use super::hooks::{self, Callbacks};
 use crate::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
+use crate::config::{Config, RESERVED_STREAM_HEADERS};
 use crate::cors::{AllowOrigin, Cors};
-use crate::server::{Config, RESERVED_STREAM_HEADERS};
 use crate::static_files::StaticRoot;
 use crate::tls::{Tls, TlsPem};
 use napi::bindgen_prelude::*;

@@ -7,7 +7,10 @@
 //! must still lie inside the canonical root, which also stops symlinks that
 //! point outside. Dotfiles (`.env`, `.git/…`) are never served.
 
-use crate::body::{FileStream, ResponseBody};
+use crate::body::{plain, ResponseBody};
+use file::FileStream;
+
+pub mod file;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use std::io;
@@ -178,17 +181,6 @@ fn truncate_to_secs(t: SystemTime) -> SystemTime {
         Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
         Err(_) => t,
     }
-}
-
-/// A short plain-text response; used for every error the server answers.
-pub fn plain(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<ResponseBody> {
-    let text = text.into();
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header(header::CONTENT_LENGTH, text.len())
-        .body(ResponseBody::text(text))
-        .expect("plain response is valid")
 }
 
 fn redirect(location: &str) -> Response<ResponseBody> {
