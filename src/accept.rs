@@ -72,7 +72,7 @@ pub(crate) async fn accept_loop(
         }
     }
     drop(listener);
-    shared.hub.close();
+    shared.hub().close();
     shutdown.start();
     // Each connection closes itself within the grace period; this is the backstop.
     let grace = shared.config.shutdown_grace + Duration::from_secs(1);

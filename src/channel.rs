@@ -1,5 +1,6 @@
-//! Channel names: what a valid one is, checked wherever a name enters
-//! (`send`/`comment`, an `onConnect` result, `?channel=`).
+//! Channel names and lists: what a valid name is, checked wherever a name enters
+//! (`send`/`comment`, an `onConnect` result, `?channel=`), and the one
+//! spelling of a list of them ([`normalize`]).
 //!
 //! A name is opaque to the engine, but it travels: it is a key in the hub,
 //! part of a Redis key with the backplane, and shown in `stats()`. So it must
@@ -47,9 +48,33 @@ pub fn check_name(name: &str) -> Result<(), BadName> {
     }
 }
 
+/// The name of the channel that events without an explicit channel go to,
+/// and that clients subscribe to unless told otherwise.
+pub const DEFAULT_CHANNEL: &str = "default";
+
+/// A list of channels as the hub and the backplane use it: sorted, each
+/// once, and the default channel when the list is empty. One rule for
+/// senders and subscribers, so "the same channels" means the same thing.
+pub fn normalize<S: AsRef<str>>(channels: &[S]) -> Vec<&str> {
+    if channels.is_empty() {
+        return vec![DEFAULT_CHANNEL];
+    }
+    let mut names: Vec<&str> = channels.iter().map(AsRef::as_ref).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_list_is_sorted_deduplicated_and_never_empty() {
+        assert_eq!(normalize::<&str>(&[]), vec![DEFAULT_CHANNEL]);
+        assert_eq!(normalize(&["b", "a", "b"]), vec!["a", "b"]);
+        assert_eq!(normalize(&["x".to_owned()]), vec!["x"]);
+    }
 
     #[test]
     fn ordinary_names_are_accepted() {

@@ -268,6 +268,40 @@ impl Sink for Fill<'_> {
     }
 }
 
+/// What `send`/`comment` publish: an event, or a comment (which never gets
+/// an id). Encoded once, into the bytes every client of its channels shares.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// An event; it gets an automatic id when it has none and history is on.
+    Event(Event),
+    /// A comment: one `:` line per line of text.
+    Comment(String),
+}
+
+impl Payload {
+    /// The id the application gave the event, if any (comments have none).
+    pub fn explicit_id(&self) -> Option<&str> {
+        match self {
+            Payload::Event(event) => event.explicit_id(),
+            Payload::Comment(_) => None,
+        }
+    }
+
+    /// The bytes on the wire. `auto_id` is asked only for an event without
+    /// an id of its own, and its answer (when `Some`) becomes the `id:` line:
+    /// the hub numbers events, a backplane leaves that to Redis.
+    pub fn encode(&self, auto_id: impl FnOnce() -> Option<String>) -> Encoded {
+        match self {
+            Payload::Comment(text) => encode_comment(text),
+            Payload::Event(event) if event.explicit_id().is_some() => event.encode(),
+            Payload::Event(event) => match auto_id() {
+                Some(id) => event.encode_with_id(&id),
+                None => event.encode(),
+            },
+        }
+    }
+}
+
 /// Encodes a comment: one `:` line per line of `text`. Clients ignore comments;
 /// servers use them as heartbeats and for debugging. Every line of a multi-line
 /// comment is prefixed, so no line of it can become a field.
@@ -339,6 +373,25 @@ pub fn split_lines(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_takes_an_automatic_id_only_when_it_has_none_of_its_own() {
+        let asked = std::cell::Cell::new(0);
+        let auto = || {
+            asked.set(asked.get() + 1);
+            Some("e-7".to_owned())
+        };
+        let plain = Payload::Event(Event::message("x"));
+        assert_eq!(&*plain.encode(auto), b"id: e-7\ndata: x\n\n");
+        let own = Payload::Event(Event::message("x").id("mine").unwrap());
+        assert_eq!(&*own.encode(auto), b"id: mine\ndata: x\n\n");
+        assert_eq!(own.explicit_id(), Some("mine"));
+        let comment = Payload::Comment("hi".into());
+        assert_eq!(&*comment.encode(auto), b": hi\n");
+        assert_eq!(comment.explicit_id(), None);
+        assert_eq!(&*plain.encode(|| None), b"data: x\n\n");
+        assert_eq!(asked.get(), 1, "asked for the plain event only");
+    }
 
     fn enc(ev: Event) -> Vec<u8> {
         ev.encode().to_vec()

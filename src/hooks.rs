@@ -7,7 +7,6 @@
 //! never settles hold a request forever: [`within`] bounds the wait
 //! (`hookTimeout`), and the request is answered without it.
 
-use crate::hub::EndReason;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use std::future::Future;
@@ -186,6 +185,34 @@ pub async fn within<T>(
         Some(limit) => tokio::time::timeout(limit, answer)
             .await
             .unwrap_or(Err(Unanswered::TimedOut(limit))),
+    }
+}
+
+/// Why a client's stream ended, as reported to `onDisconnect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client went away.
+    Closed,
+    /// The client fell further behind than its byte budget.
+    Slow,
+    /// `disconnect(id)` was called.
+    Disconnected,
+    /// The server is closing.
+    Shutdown,
+    /// The connect hook, CORS or a connection limit refused the stream.
+    Denied,
+}
+
+impl EndReason {
+    /// The word JavaScript sees.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Slow => "slow",
+            EndReason::Disconnected => "disconnected",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Denied => "denied",
+        }
     }
 }
 

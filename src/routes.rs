@@ -7,15 +7,17 @@
 //! a reason, never a dropped connection.
 
 use crate::body::{plain, ResponseBody};
+use crate::channel::DEFAULT_CHANNEL;
 use crate::channel::{check_name, BadName};
 use crate::connection::ConnState;
 use crate::cors::{is_preflight, Cors, Verdict, ALLOWED_METHODS};
 use crate::event::encode_comment;
+use crate::hooks::EndReason;
 use crate::hooks::{
     within, ClientInfo, Decision, HookTimeout, PlainRequest, Reply, RequestInfo, Unanswered,
 };
 use crate::http1::{check_request, forbids_body};
-use crate::hub::{EndReason, Subscriber, DEFAULT_CHANNEL};
+use crate::hub::{Subscriber, Subscription};
 use crate::limits::{Permit, Refusal};
 use crate::shared::Shared;
 use crate::stream::EventStream;
@@ -483,7 +485,7 @@ impl<'a> Candidate<'a> {
         Ok(Candidate {
             req,
             peer,
-            id: shared.hub.next_client_id(),
+            id: shared.hub().next_client_id(),
             chosen: chosen.is_some(),
             channels: chosen.unwrap_or(asked),
             left,
@@ -579,11 +581,10 @@ async fn admit(
         (Some(on_connect), false) => on_connect,
         _ => return Ok((channels, Vec::new())),
     };
-    let last_event_id = candidate.last_event_id.as_deref();
-    let mut stale = shared.hub.resolve(last_event_id, &channels).1;
-    if let (true, Some(backplane), Some(id)) = (stale, &shared.backplane, last_event_id) {
-        stale = backplane.is_stale(id, &channels).await;
-    }
+    let stale = shared
+        .bus
+        .is_stale(candidate.last_event_id.as_deref(), &channels)
+        .await;
     let decision = within(
         shared.config.hook_timeout,
         on_connect(candidate.info(&channels, stale)),
@@ -599,33 +600,22 @@ async fn admit(
     }
 }
 
-/// Placement: the client joins its channels where it resumes (the
-/// backplane's floor, the local logs, or the backplane's replay when the
-/// local logs do not reach back far enough). True with it when the
-/// `Last-Event-ID` could not be resumed from.
+/// Placement: the client joins its channels where it resumes
+/// ([`crate::bus::Bus::subscribe`]). True with it when the `Last-Event-ID`
+/// could not be resumed from.
 async fn place(
     candidate: &Candidate<'_>,
     channels: &[String],
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
 ) -> (Subscriber, bool) {
-    let last_event_id = candidate.last_event_id.as_deref();
-    let floor = match &shared.backplane {
-        Some(backplane) => backplane.floor(channels).await,
-        None => 0,
-    };
-    let (mut subscriber, mut stale) = shared.hub.subscribe_from(
-        candidate.id,
+    let request = Subscription {
+        id: candidate.id,
         channels,
-        last_event_id,
-        Arc::clone(&conn.progress),
-        floor,
-    );
-    if let (true, Some(backplane), Some(last)) = (stale, &shared.backplane, last_event_id) {
-        let names = subscriber.client().channel_names();
-        stale = backplane.replay(&mut subscriber, last, &names).await;
-    }
-    (subscriber, stale)
+        last_event_id: candidate.last_event_id.as_deref(),
+        progress: Arc::clone(&conn.progress),
+    };
+    shared.bus.subscribe(request).await
 }
 
 /// Start: the stream itself (preamble, heartbeats, limit slot, the

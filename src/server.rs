@@ -9,12 +9,13 @@
 //! through [`Server::take`] ([`crate::handoff`]).
 
 use crate::accept::accept_loop;
-use crate::backplane::{Backplane, BackplaneStats, PublishError, Reporter};
+use crate::backplane::{BackplaneStats, PublishError};
 use crate::bind::{bind, ListenError};
 use crate::config::Config;
 use crate::event::Event;
+use crate::event::Payload;
 use crate::handoff::{take, Answer, Handled, Handoff, Tracker};
-use crate::hub::{ChannelStats, Hub, Payload};
+use crate::hub::ChannelStats;
 use crate::shared::Shared;
 use crate::stats::StatsSnapshot;
 use crate::tls::{TlsError, TlsPem};
@@ -85,22 +86,8 @@ pub struct Server {
 impl Server {
     /// An idle server with `config`; nothing is bound until [`Server::listen`].
     pub fn new(config: Config) -> Self {
-        let (hub, backplane) = match &config.redis {
-            None => (Hub::new(config.retention), None),
-            Some(options) => {
-                let hub = Hub::new_remote(config.retention);
-                let on_error = config.hooks.on_error.clone();
-                let report: Reporter = Arc::new(move |error| match &on_error {
-                    Some(on_error) => on_error("redis", error),
-                    None => eprintln!("hyper-sse: {error}"),
-                });
-                let backplane =
-                    Backplane::new(options, Arc::clone(&hub), config.retention.history, report);
-                (hub, Some(backplane))
-            }
-        };
         Server {
-            shared: Arc::new(Shared::new(config, hub, backplane)),
+            shared: Arc::new(Shared::new(config)),
             handed: Arc::default(),
             state: Mutex::new(State::Idle),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -118,13 +105,7 @@ impl Server {
 
     fn publish(&self, channels: &[&str], payload: Payload) -> Result<u64, SendError> {
         self.check_open()?;
-        let gseq = match &self.shared.backplane {
-            Some(backplane) => {
-                backplane.publish(channels, &payload)?;
-                0
-            }
-            None => self.shared.hub.publish(channels, &payload),
-        };
+        let gseq = self.shared.bus.publish(channels, &payload)?;
         match payload {
             Payload::Event(_) => self.shared.stats.event_accepted(),
             Payload::Comment(_) => self.shared.stats.comment_accepted(),
@@ -135,15 +116,12 @@ impl Server {
     /// Resolves once everything sent so far is stored in the backplane (at
     /// once without one: the local hub has it already).
     pub async fn flush(&self) -> Result<(), SendError> {
-        match &self.shared.backplane {
-            Some(backplane) => Ok(backplane.flush().await?),
-            None => Ok(()),
-        }
+        Ok(self.shared.bus.flush().await?)
     }
 
     /// The backplane's state and counters, when there is one.
     pub fn backplane_stats(&self) -> Option<BackplaneStats> {
-        self.shared.backplane.as_ref().map(Backplane::stats)
+        self.shared.bus.backplane_stats()
     }
 
     /// Sends a comment (one `:` line per line of text) to `channels`.
@@ -154,7 +132,7 @@ impl Server {
     /// Sends `event` to one client only. `Ok(false)` when it is not connected.
     pub fn send_to(&self, client_id: u64, event: Event) -> Result<bool, SendError> {
         self.check_open()?;
-        let sent = self.shared.hub.send_to(client_id, &Payload::Event(event));
+        let sent = self.shared.hub().send_to(client_id, &Payload::Event(event));
         if sent {
             self.shared.stats.event_accepted();
         }
@@ -163,7 +141,7 @@ impl Server {
 
     /// Ends one client's stream cleanly. False when it is not connected.
     pub fn disconnect(&self, client_id: u64) -> bool {
-        self.shared.hub.disconnect(client_id)
+        self.shared.hub().disconnect(client_id)
     }
 
     /// Replaces the TLS certificate and key for new connections.
@@ -176,7 +154,7 @@ impl Server {
 
     /// Subscribers and history per channel.
     pub fn channel_stats(&self) -> Vec<ChannelStats> {
-        self.shared.hub.channel_stats()
+        self.shared.hub().channel_stats()
     }
 
     fn check_open(&self) -> Result<(), SendError> {
@@ -246,19 +224,17 @@ impl Server {
                 }
             }
         }
-        if let Some(backplane) = &self.shared.backplane {
-            if let Err(e) = backplane.start().await {
-                let mut state = self.lock_state();
-                if matches!(*state, State::Binding) {
-                    *state = State::Idle;
-                }
-                return Err(ListenError::state(
-                    "ERR_REDIS_UNAVAILABLE",
-                    &e.to_string(),
-                    shown_host,
-                    port,
-                ));
+        if let Err(e) = self.shared.bus.start().await {
+            let mut state = self.lock_state();
+            if matches!(*state, State::Binding) {
+                *state = State::Idle;
             }
+            return Err(ListenError::state(
+                "ERR_REDIS_UNAVAILABLE",
+                &e.to_string(),
+                shown_host,
+                port,
+            ));
         }
         let bound = bind(port, host, self.shared.config.backlog).await;
         let mut state = self.lock_state();
@@ -300,11 +276,12 @@ impl Server {
     pub async fn close(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
-        if let Some(backplane) = &self.shared.backplane {
-            // Before the streams end: what was sent reaches Redis, and this
-            // instance's own clients get it.
-            backplane.close(self.shared.config.shutdown_grace).await;
-        }
+        // Before the streams end: what was sent reaches Redis, and this
+        // instance's own clients get it.
+        self.shared
+            .bus
+            .close(self.shared.config.shutdown_grace)
+            .await;
         let previous = std::mem::replace(&mut *self.lock_state(), State::Closed);
         match previous {
             State::Listening {
@@ -313,7 +290,7 @@ impl Server {
                 let _ = stop.send(());
                 let _ = accept_loop.await;
             }
-            _ => self.shared.hub.close(),
+            _ => self.shared.hub().close(),
         }
         // The hub is closed: every handed-over stream is ending too.
         self.handed.wait(self.shared.config.shutdown_grace).await;
@@ -327,11 +304,9 @@ impl Server {
     /// too. `Err` after `close()`.
     pub async fn take(&self, handoff: Handoff) -> Result<Handled, SendError> {
         self.check_open()?;
-        if let Some(backplane) = &self.shared.backplane {
-            // As `listen()` would: no stream before the backplane is there.
-            if let Err(e) = backplane.start().await {
-                return Ok(Handled::Reply(Answer::unavailable(&format!("{e}\n"))));
-            }
+        // As `listen()` would: no stream before the backplane is there.
+        if let Err(e) = self.shared.bus.start().await {
+            return Ok(Handled::Reply(Answer::unavailable(&format!("{e}\n"))));
         }
         Ok(take(&self.shared, &self.handed, handoff).await)
     }

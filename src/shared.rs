@@ -1,7 +1,7 @@
 //! What every connection, the accept loop, routing and the API share: the
 //! configuration, the bus and its hub, the counters and the limits.
 
-use crate::backplane::Backplane;
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limits::Limits;
@@ -11,10 +11,8 @@ use std::sync::Arc;
 /// State shared by the accept loop, every connection and the API.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) hub: Arc<Hub>,
-    /// Set when `redis` is configured: sends go through it, and replays it
-    /// can do that the local logs cannot.
-    pub(crate) backplane: Option<Backplane>,
+    /// Where sends go and clients join (local, or through Redis).
+    pub(crate) bus: Bus,
     pub(crate) stats: Arc<Stats>,
     pub(crate) limits: Arc<Limits>,
     /// The retry hint block, encoded once.
@@ -26,23 +24,27 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The shared state of a server built from `config`.
-    pub(crate) fn new(config: Config, hub: Arc<Hub>, backplane: Option<Backplane>) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Shared {
-            backplane,
+            bus: Bus::new(&config),
             preamble: config.retry.map(crate::event::retry_hint),
             limits: Limits::new(config.max_connections, config.max_connections_per_ip),
             config,
-            hub,
             stats: Arc::new(Stats::default()),
             background: std::sync::Once::new(),
         }
     }
 
+    /// The hub every stream reads from.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        self.bus.hub()
+    }
+
     /// Starts the hub's background tasks once (on the current runtime).
     pub(crate) fn start_background(&self) {
         self.background.call_once(|| {
-            tokio::spawn(Arc::clone(&self.hub).run_fanout());
-            tokio::spawn(Arc::clone(&self.hub).run_watchdog());
+            tokio::spawn(Arc::clone(self.hub()).run_fanout());
+            tokio::spawn(Arc::clone(self.hub()).run_watchdog());
         });
     }
 }

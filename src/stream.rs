@@ -10,7 +10,8 @@
 use crate::chunks::{BoxError, Chunks};
 use crate::connection::ConnState;
 use crate::event::heartbeat;
-use crate::hub::{EndReason, Eviction, Read, Subscriber};
+use crate::hooks::EndReason;
+use crate::hub::{Eviction, Read, Subscriber};
 use crate::limits::Permit;
 use crate::stats::{OpenStream, Stats};
 use bytes::{Buf, Bytes};
@@ -104,6 +105,20 @@ impl EventStream {
         self.subscriber.client()
     }
 
+    /// Why the stream is ending, judged from its client's flags and the hub.
+    fn end_reason(&self) -> EndReason {
+        let client = self.subscriber.client();
+        if client.is_evicted() {
+            EndReason::Slow
+        } else if client.disconnect_requested() {
+            EndReason::Disconnected
+        } else if self.subscriber.hub_is_closed() {
+            EndReason::Shutdown
+        } else {
+            EndReason::Closed
+        }
+    }
+
     fn frame(&mut self, chunks: Chunks, events: u64) -> Frame<Chunks> {
         let bytes = chunks.remaining();
         self.subscriber
@@ -137,8 +152,8 @@ impl EventStream {
                 let n = batch.len() as u64;
                 return Poll::Ready(Some(Ok(self.frame(Chunks::events(batch), n))));
             }
-            Read::End => {
-                if self.subscriber.end_reason() == EndReason::Disconnected {
+            Read::Close => {
+                if self.end_reason() == EndReason::Disconnected {
                     // The server ended this client's stream: close the
                     // connection after the final chunk instead of keeping it
                     // alive, and get the supervisor polled to act on it.
@@ -181,7 +196,7 @@ impl EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        let reason = self.subscriber.end_reason();
+        let reason = self.end_reason();
         if let Some(why) = self.subscriber.client().eviction() {
             self.stats.evicted(why);
         }

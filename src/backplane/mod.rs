@@ -6,7 +6,7 @@
 //! [`keys`]). Every instance — the sender included — runs one **reader**
 //! task: a blocking `XREAD` over the streams of the channels its clients
 //! read, which feeds what it finds into the local hub in stream order
-//! ([`Hub::publish_remote`]). From there the ordinary fan-out takes over:
+//! ([`Remote::publish`](crate::hub::Remote::publish)). From there the ordinary fan-out takes over:
 //! encode once, one reader per instance, no Redis connection per client.
 //!
 //! A client that reconnects with `Last-Event-ID` is served from the local
@@ -26,9 +26,12 @@ mod publisher;
 mod reader;
 mod replay;
 
-use crate::event::{encode_comment, Encoded};
+use crate::channel::normalize;
+use crate::clock::unix_time;
+use crate::event::Encoded;
+use crate::event::Payload;
 use crate::hooks::HookError;
-use crate::hub::{Hub, IdSpace, Payload, Subscriber};
+use crate::hub::{IdSpace, Remote, Subscriber, Subscription};
 use crate::sync::lock;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
 use options::redact;
@@ -159,7 +162,8 @@ pub(crate) struct Inner {
     /// The URL for messages, without its password.
     shown_url: String,
     keys: Keys,
-    hub: Arc<Hub>,
+    /// The hub this backplane feeds.
+    remote: Remote,
     script_hash: String,
     /// Automatic ids are on (history > 0).
     with_ids: bool,
@@ -205,9 +209,9 @@ pub(crate) struct Inner {
 }
 
 impl Backplane {
-    /// A backplane for `hub` (which must be a remote hub); nothing connects
+    /// A backplane feeding the hub of `remote`; nothing connects
     /// until [`Backplane::start`].
-    pub fn new(options: &RedisOptions, hub: Arc<Hub>, history: usize, report: Reporter) -> Self {
+    pub fn new(options: &RedisOptions, remote: Remote, history: usize, report: Reporter) -> Self {
         let client = redis::Client::open(options.url.as_str())
             .expect("the URL was validated at createServer");
         let instance = format!("{:x}{:x}", std::process::id(), unix_time().as_nanos());
@@ -216,7 +220,7 @@ impl Backplane {
                 client,
                 shown_url: redact(&options.url),
                 keys: Keys::new(&options.prefix),
-                hub,
+                remote,
                 script_hash: redis::Script::new(PUBLISH_SCRIPT).get_hash().to_owned(),
                 with_ids: history > 0,
                 max_len: history.max(MIN_STREAM_LEN),
@@ -313,8 +317,8 @@ async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
         .query_async::<String>(&mut control)
         .await
         .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
-    inner.hub.start_at(position);
-    inner.hub.set_id_space(IdSpace { epoch, offset: 0 });
+    inner.remote.start_at(position);
+    inner.remote.set_id_space(IdSpace { epoch, offset: 0 });
     *inner.control.lock().await = Some(control);
     inner.publisher_ok.store(true, Ordering::Release);
     inner.reader_ok.store(true, Ordering::Release);
@@ -322,9 +326,11 @@ async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
     // Weak: the hub holds this callback and the backplane holds the
     // hub, so a strong reference would keep both alive for ever.
     let changed = Arc::downgrade(inner);
-    inner.hub.on_channels_changed(Box::new(move || {
+    inner.remote.on_channels_changed(Box::new(move || {
         if let Some(inner) = changed.upgrade() {
-            inner.channels_changed.send_replace(inner.hub.generation());
+            inner
+                .channels_changed
+                .send_replace(inner.remote.generation());
         }
     }));
     tokio::spawn(publisher::run(Arc::clone(inner)));
@@ -360,20 +366,15 @@ impl Backplane {
         if inner.closing.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
         }
-        let (kind, body, explicit) = match payload {
-            Payload::Comment(text) => (Kind::Comment, encode_comment(text), None),
-            Payload::Event(event) => match event.explicit_id() {
-                Some(id) => (Kind::Explicit, event.encode(), Some(id.to_owned())),
-                None => (Kind::Event, event.encode(), None),
-            },
+        let kind = match payload {
+            Payload::Comment(_) => Kind::Comment,
+            Payload::Event(_) if payload.explicit_id().is_some() => Kind::Explicit,
+            Payload::Event(_) => Kind::Event,
         };
-        let mut names: Vec<String> = if channels.is_empty() {
-            vec![crate::hub::DEFAULT_CHANNEL.to_owned()]
-        } else {
-            channels.iter().map(|c| c.to_string()).collect()
-        };
-        names.sort_unstable();
-        names.dedup();
+        // Redis numbers the event, so no automatic id here: readers add it.
+        let body = payload.encode(|| None);
+        let explicit = payload.explicit_id().map(str::to_owned);
+        let names: Vec<String> = normalize(channels).into_iter().map(str::to_owned).collect();
         let mut queue = lock(&inner.queue);
         if queue.items.len() >= inner.max_pending {
             let pending = queue.items.len();
@@ -432,15 +433,15 @@ impl Backplane {
     /// client waits for it (its stream head with it), up to [`FLOOR_WAIT`];
     /// then 0: the hub's position, possibly behind, so the client may get
     /// that channel's events from a little before it came.
-    pub async fn floor(&self, channels: &[String]) -> u64 {
+    async fn floor(&self, channels: &[String]) -> u64 {
         let inner = &self.inner;
-        if inner.hub.has_channels(channels) {
+        if inner.remote.has_channels(channels) {
             return 0;
         }
         let deadline = tokio::time::Instant::now() + FLOOR_WAIT;
         let mut backoff = Backoff::new();
         loop {
-            let ids = inner.hub.id_space();
+            let ids = inner.remote.id_space();
             let issued = async {
                 let mut conn = inner.control().await?;
                 replay::issued(&mut conn, inner).await
@@ -456,22 +457,31 @@ impl Backplane {
         }
     }
 
-    /// Places a client that came back with a `Last-Event-ID` the local logs
-    /// did not cover: replays what it missed from Redis (see [`replay`]).
-    /// Returns whether the id is stale.
-    pub async fn replay(
-        &self,
-        subscriber: &mut Subscriber,
-        last_event_id: &str,
-        channels: &[String],
-    ) -> bool {
-        replay::replay(&self.inner, subscriber, last_event_id, channels).await
+    /// Joins a client where it resumes: after the backplane's floor for
+    /// channels new here ([`Backplane::floor`]), from the local logs when
+    /// they cover its `Last-Event-ID`, else replaying what it missed from
+    /// Redis ([`replay`]). True with it when the id is stale.
+    pub async fn subscribe(&self, request: Subscription<'_>) -> (Subscriber, bool) {
+        let last_event_id = request.last_event_id;
+        let floor = self.floor(request.channels).await;
+        let (mut subscriber, stale) = self.inner.remote.subscribe(request, floor);
+        let Some(last) = last_event_id.filter(|_| stale) else {
+            return (subscriber, stale);
+        };
+        let names = subscriber.client().channel_names();
+        let stale = replay::replay(&self.inner, &mut subscriber, last, &names).await;
+        (subscriber, stale)
     }
 
     /// Whether an id would be stale here, for the connect hook's preview
-    /// (the real answer comes with the replay).
-    pub async fn is_stale(&self, last_event_id: &str, channels: &[String]) -> bool {
-        replay::is_stale(&self.inner, last_event_id, channels).await
+    /// (the real answer comes with [`Backplane::subscribe`]): the local logs
+    /// answer when they cover it, else Redis does.
+    pub async fn is_stale(&self, last_event_id: Option<&str>, channels: &[String]) -> bool {
+        let stale_here = self.inner.remote.hub().resolve(last_event_id, channels).1;
+        match last_event_id {
+            Some(id) if stale_here => replay::is_stale(&self.inner, id, channels).await,
+            _ => stale_here,
+        }
     }
 
     /// Stops taking sends, waits up to `grace` for the queue to reach Redis
@@ -494,7 +504,7 @@ impl Backplane {
             let caught_up = async {
                 // (A reader without channels has nothing to deliver here.)
                 while inner.reader_rounds.load(Ordering::Acquire) < first + 2
-                    && !inner.hub.channel_starts().is_empty()
+                    && !inner.remote.channel_starts().is_empty()
                 {
                     reader::nudge(inner).await;
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -635,14 +645,6 @@ impl Inner {
             (self.report)(format!("Redis backplane: {text}; retrying with backoff").into());
         }
     }
-}
-
-/// Time since the Unix epoch (zero on a clock before it): the data set's
-/// epoch, the script's fallback for it, and instance names are made from it.
-fn unix_time() -> Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 /// Waits between retries: 50 ms doubling to 2 s, reset after a success.

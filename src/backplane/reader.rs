@@ -7,7 +7,7 @@
 //! stream read, so merging it by number keeps the global order. A channel
 //! created while a reply is being delivered would be read from a position
 //! already overtaken, so the hub refuses deliveries once its channel set
-//! changed ([`Hub::publish_remote`](crate::hub::Hub::publish_remote)), and the
+//! changed ([`Remote::publish`](crate::hub::Remote::publish)), and the
 //! reader reads again with the new set. A blocked `XREAD` is cut short with
 //! `CLIENT UNBLOCK` for that ([`unblock`]).
 
@@ -59,12 +59,12 @@ pub(super) async fn run(inner: Arc<Inner>) {
         };
         // Flag first, generation second: see `unblock`.
         inner.reader_blocked.store(true, Ordering::SeqCst);
-        let generation = inner.hub.generation();
+        let generation = inner.remote.generation();
         inner.reading_generation.store(generation, Ordering::SeqCst);
         changes.borrow_and_update();
-        let channels = inner.hub.channel_starts();
+        let channels = inner.remote.channel_starts();
         // Read once per round: deliveries and the ids they carry agree.
-        let ids = inner.hub.id_space();
+        let ids = inner.remote.id_space();
         positions.retain(|name, _| channels.iter().any(|(n, _)| n == name));
         // A channel forgotten and created again between two reads keeps its
         // name but starts afresh at its new `since`, past the old position.
@@ -160,7 +160,7 @@ fn deliver(
             if first.prev > position {
                 // Entries after our position were trimmed before we read them.
                 inner.lost.fetch_add(1, Ordering::Relaxed);
-                let dropped = inner.hub.mark_gap(channel, ids.offset + first.prev);
+                let dropped = inner.remote.mark_gap(channel, ids.offset + first.prev);
                 (inner.report)(
                     format!(
                         "Redis backplane: events on channel '{channel}' after {epoch}-{position} were trimmed before this instance read them; {dropped} of its clients were disconnected and will resume with a stale id (raise history, or find why this instance fell behind)"
@@ -188,8 +188,8 @@ fn deliver(
         let bytes = entry.wire_bytes(epoch, inner.with_ids);
         let id = entry.explicit.as_deref().map(Arc::from);
         if !inner
-            .hub
-            .publish_remote(generation, ids.offset + number, &channels, bytes, id)
+            .remote
+            .publish(generation, ids.offset + number, &channels, bytes, id)
         {
             break;
         }
@@ -242,11 +242,11 @@ async fn connect(
         .await?;
     inner.reader_id.store(id, Ordering::Release);
     let (epoch, _) = inner.position(&mut conn).await?;
-    let known = inner.hub.id_space().epoch;
+    let known = inner.remote.id_space().epoch;
     if epoch != known {
-        inner.hub.set_id_space(IdSpace {
+        inner.remote.set_id_space(IdSpace {
             epoch: epoch.clone(),
-            offset: inner.hub.committed(),
+            offset: inner.remote.hub().committed(),
         });
         (inner.report)(
             format!(
@@ -278,7 +278,7 @@ pub(super) async fn unblock(inner: Arc<Inner>) {
                 return;
             }
             if !inner.reader_blocked.load(Ordering::SeqCst)
-                || inner.reading_generation.load(Ordering::SeqCst) == inner.hub.generation()
+                || inner.reading_generation.load(Ordering::SeqCst) == inner.remote.generation()
             {
                 break;
             }

@@ -38,7 +38,7 @@ pub(super) async fn replay(
     if !inner.with_ids {
         return true;
     }
-    let ids = inner.hub.id_space();
+    let ids = inner.remote.id_space();
     let live = subscriber.last_gseq().saturating_sub(ids.offset);
     let result = async {
         let mut conn = inner.control().await?;
@@ -68,8 +68,9 @@ pub(super) async fn replay(
     .await;
     match result {
         Ok(Some((from, events))) => {
-            subscriber.skip_through(ids.offset + from);
-            subscriber.preload(
+            inner.remote.skip_through(subscriber, ids.offset + from);
+            inner.remote.preload(
+                subscriber,
                 events
                     .into_iter()
                     .map(|(n, bytes)| (ids.offset + n, bytes))
@@ -94,7 +95,7 @@ pub(super) async fn is_stale(inner: &Inner, last_event_id: &str, channels: &[Str
     if !inner.with_ids {
         return true;
     }
-    let ids = inner.hub.id_space();
+    let ids = inner.remote.id_space();
     let result = async {
         let mut conn = inner.control().await?;
         let Some(from) = locate(&mut conn, inner, last_event_id, channels, &ids.epoch).await?

@@ -22,11 +22,11 @@
 
 use super::convert::{self, as_error, Bad, Res};
 use crate::cors::AllowOrigin;
+use crate::hooks::EndReason;
 use crate::hooks::{
     ClientInfo, Decision, ErrorHook, HookError, HookFuture, HookTimeout, Hooks, PlainRequest,
     Reply, RequestInfo,
 };
-use crate::hub::EndReason;
 use http::{header, HeaderValue, StatusCode};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
