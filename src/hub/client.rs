@@ -3,7 +3,7 @@
 //! ([`Client::must_drop`]) every transport and the fan-out make, and the
 //! stall rule the watchdog applies.
 
-use super::log::Channel;
+use super::Channel;
 use crate::event::Encoded;
 use crate::io::Progress;
 use atomic_waker::AtomicWaker;

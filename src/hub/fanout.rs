@@ -3,7 +3,7 @@
 //! and the stall watchdog.
 
 use super::client::{stall_looks, Eviction};
-use super::log::Channel;
+use super::Channel;
 use super::Hub;
 use crate::sync::{lock, read, write};
 use std::sync::atomic::Ordering;

@@ -1,35 +1,11 @@
 //! A channel's log: the encoded events it keeps (for replay, and for
 //! clients that are behind), appended by publishers and trimmed to what its
-//! slowest reader still needs, never below `history`.
+//! slowest reader still needs, never below `history`. A plain structure:
+//! the locks around it, and who counts as a reader, are the channel's.
 
-use super::client::Client;
 use crate::event::Encoded;
-use crate::sync::{read, write};
-use slab::Slab;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-
-/// One channel: its log and the clients subscribed to it.
-pub(super) struct Channel {
-    pub(super) name: Arc<str>,
-    /// The committed sequence number when the channel was created: in remote
-    /// mode its log holds every event after it (and nothing before).
-    pub(super) since: u64,
-    pub(super) log: RwLock<Log>,
-    /// Total bytes ever appended; a client's lag is measured against it.
-    pub(super) appended: AtomicU64,
-    /// Global sequence number of the newest entry dropped from the log.
-    pub(super) trimmed_gseq: AtomicU64,
-    pub(super) subscribers: RwLock<Slab<(Arc<Client>, usize)>>,
-    /// The lowest cursor of clients that joined since the fan-out task began
-    /// its current round: they may have missed its "slowest" computation, so
-    /// trimming respects them too.
-    pub(super) join_floor: AtomicU64,
-    pub(super) dirty: AtomicBool,
-    /// Queued in the hub's `trims` list.
-    pub(super) trim_due: AtomicBool,
-}
+use std::sync::Arc;
 
 /// A channel's history and what its readers have not read yet. Entries are
 /// kept as small as they can be (a number and a pointer): a busy server
@@ -51,6 +27,47 @@ pub(super) struct Entry {
 }
 
 impl Log {
+    /// An empty log; its first entry will be local sequence number 1.
+    pub(super) fn new() -> Self {
+        Log {
+            entries: VecDeque::new(),
+            first_seq: 1,
+            ids: VecDeque::new(),
+        }
+    }
+
+    /// Appends the event numbered `gseq`, remembering its explicit id.
+    pub(super) fn push(&mut self, gseq: u64, bytes: Encoded, id: Option<Arc<str>>) {
+        self.entries.push_back(Entry { gseq, bytes });
+        if let Some(id) = id {
+            self.ids.push_back((gseq, id));
+        }
+    }
+
+    /// Drops entries before local sequence number `slowest` (what every
+    /// reader has read), keeping at least the newest `history`. Returns the
+    /// global number of the newest entry dropped, if any.
+    pub(super) fn trim(&mut self, slowest: u64, history: usize) -> Option<u64> {
+        let mut dropped = None;
+        while self.entries.len() > history && self.first_seq < slowest {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.first_seq += 1;
+            dropped = Some(e.gseq);
+        }
+        let gseq = dropped?;
+        while self.ids.front().is_some_and(|&(g, _)| g <= gseq) {
+            self.ids.pop_front();
+        }
+        // A log that shrank a lot gives its memory back, or a burst
+        // would keep its high-water mark for as long as the channel lives.
+        if self.entries.capacity() > 4 * self.entries.len().max(16) {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
+        Some(gseq)
+    }
+
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.entries.len() as u64
     }
@@ -83,64 +100,51 @@ impl Log {
     }
 }
 
-impl Channel {
-    /// An empty channel whose log is complete after sequence number `since`.
-    pub(super) fn new(name: &str, since: u64) -> Self {
-        Channel {
-            name: Arc::from(name),
-            since,
-            log: RwLock::new(Log {
-                entries: VecDeque::new(),
-                first_seq: 1,
-                ids: VecDeque::new(),
-            }),
-            appended: AtomicU64::new(0),
-            trimmed_gseq: AtomicU64::new(0),
-            subscribers: RwLock::new(Slab::new()),
-            join_floor: AtomicU64::new(u64::MAX),
-            dirty: AtomicBool::new(false),
-            trim_due: AtomicBool::new(false),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(gseqs: &[u64]) -> Log {
+        let mut log = Log::new();
+        for &g in gseqs {
+            let id = (g % 2 == 0).then(|| Arc::from(format!("e{g}")));
+            log.push(g, Encoded::copy_from(b"xy"), id);
         }
+        log
     }
 
-    /// Appends one event (its global number, bytes and explicit id) and,
-    /// without subscribers, trims to `history` at once.
-    pub(super) fn append(&self, gseq: u64, bytes: Encoded, id: Option<Arc<str>>, history: usize) {
-        let mut log = write(&self.log);
-        let end = self.appended.load(Ordering::Relaxed) + bytes.len() as u64;
-        log.entries.push_back(Entry { gseq, bytes });
-        if let Some(id) = id {
-            log.ids.push_back((gseq, id));
-        }
-        self.appended.store(end, Ordering::Release);
-        // Without subscribers nobody needs more than the history; with them,
-        // the fan-out task trims to what the slowest one still needs.
-        if read(&self.subscribers).is_empty() {
-            self.trim_locked(&mut log, u64::MAX, history);
-        }
+    #[test]
+    fn a_trim_keeps_the_history_and_what_the_slowest_reader_needs() {
+        let mut log = log_of(&[10, 20, 30, 40, 50]);
+        assert_eq!(log.trim(3, 1), Some(20), "readers are at local seq 3");
+        assert_eq!((log.first_seq, log.entries.len()), (3, 3));
+        assert_eq!(
+            log.trim(u64::MAX, 2),
+            Some(30),
+            "no readers: down to history"
+        );
+        assert_eq!(log.trim(u64::MAX, 2), None, "nothing more to drop");
+        assert_eq!(log.next_seq(), 6);
     }
 
-    /// Drops entries every subscriber has read (`slowest` is the smallest
-    /// cursor), keeping at least the newest `history` entries.
-    pub(super) fn trim_locked(&self, log: &mut Log, slowest: u64, history: usize) {
-        let mut dropped = None;
-        while log.entries.len() > history && log.first_seq < slowest {
-            let Some(e) = log.entries.pop_front() else {
-                break;
-            };
-            log.first_seq += 1;
-            dropped = Some(e.gseq);
-        }
-        if let Some(gseq) = dropped {
-            self.trimmed_gseq.store(gseq, Ordering::Release);
-            while log.ids.front().is_some_and(|&(g, _)| g <= gseq) {
-                log.ids.pop_front();
-            }
-            // A log that shrank a lot gives its memory back, or a burst
-            // would keep its high-water mark for as long as the channel lives.
-            if log.entries.capacity() > 4 * log.entries.len().max(16) {
-                log.entries.shrink_to(2 * log.entries.len());
-            }
-        }
+    #[test]
+    fn explicit_ids_are_found_newest_first_and_leave_with_their_entries() {
+        let mut log = log_of(&[1, 2, 3, 4]);
+        log.push(5, Encoded::copy_from(b"z"), Some(Arc::from("e2")));
+        assert_eq!(log.find_id("e2"), Some(5));
+        assert_eq!(log.find_id("e4"), Some(4));
+        log.trim(u64::MAX, 1);
+        assert_eq!(log.find_id("e4"), None);
+        assert_eq!(log.find_id("e2"), Some(5));
+    }
+
+    #[test]
+    fn positions_map_between_global_numbers_local_numbers_and_bytes() {
+        let log = log_of(&[10, 20, 30]);
+        assert_eq!(log.seq_after(20), 3);
+        assert_eq!(log.seq_after(5), 1);
+        assert_eq!(log.seq_after(99), 4);
+        assert_eq!(log.offset_before(3, 100), 98, "one entry of 2 bytes after");
+        assert_eq!(log.offset_before(4, 100), 100, "a live start costs nothing");
     }
 }

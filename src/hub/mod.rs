@@ -48,8 +48,9 @@ use crate::channel::normalize;
 use crate::event::{Encoded, Payload};
 use crate::io::Progress;
 use crate::sync::{lock, read, write};
-use log::Channel;
+use log::Log;
 use remote::Feed;
+use slab::Slab;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -486,6 +487,66 @@ impl Hub {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+}
+
+/// One channel: its log and the clients subscribed to it.
+struct Channel {
+    name: Arc<str>,
+    /// The committed sequence number when the channel was created: in remote
+    /// mode its log holds every event after it (and nothing before).
+    since: u64,
+    log: RwLock<Log>,
+    /// Total bytes ever appended; a client's lag is measured against it.
+    appended: AtomicU64,
+    /// Global sequence number of the newest entry dropped from the log.
+    trimmed_gseq: AtomicU64,
+    subscribers: RwLock<Slab<(Arc<Client>, usize)>>,
+    /// The lowest cursor of clients that joined since the fan-out task began
+    /// its current round: they may have missed its "slowest" computation, so
+    /// trimming respects them too.
+    join_floor: AtomicU64,
+    dirty: AtomicBool,
+    /// Queued in the hub's `trims` list.
+    trim_due: AtomicBool,
+}
+
+impl Channel {
+    /// An empty channel whose log is complete after sequence number `since`.
+    fn new(name: &str, since: u64) -> Self {
+        Channel {
+            name: Arc::from(name),
+            since,
+            log: RwLock::new(Log::new()),
+            appended: AtomicU64::new(0),
+            trimmed_gseq: AtomicU64::new(0),
+            subscribers: RwLock::new(Slab::new()),
+            join_floor: AtomicU64::new(u64::MAX),
+            dirty: AtomicBool::new(false),
+            trim_due: AtomicBool::new(false),
+        }
+    }
+
+    /// Appends one event (its global number, bytes and explicit id) and,
+    /// without subscribers, trims to `history` at once.
+    fn append(&self, gseq: u64, bytes: Encoded, id: Option<Arc<str>>, history: usize) {
+        let mut log = write(&self.log);
+        let end = self.appended.load(Ordering::Relaxed) + bytes.len() as u64;
+        log.push(gseq, bytes, id);
+        self.appended.store(end, Ordering::Release);
+        // Without subscribers nobody needs more than the history; with them,
+        // the fan-out task trims to what the slowest one still needs.
+        if read(&self.subscribers).is_empty() {
+            self.trim_locked(&mut log, u64::MAX, history);
+        }
+    }
+
+    /// Drops entries every subscriber has read (`slowest` is the smallest
+    /// cursor), keeping at least the newest `history` entries.
+    fn trim_locked(&self, log: &mut Log, slowest: u64, history: usize) {
+        if let Some(gseq) = log.trim(slowest, history) {
+            self.trimmed_gseq.store(gseq, Ordering::Release);
+        }
     }
 }
 
