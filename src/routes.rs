@@ -728,3 +728,164 @@ fn too_large(limit: usize) -> Response<ResponseBody> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hooks::Reply;
+
+    fn shared(config: Config) -> Shared {
+        Shared::new(config)
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut req = Request::builder().uri(uri);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_stream_request_asks_for_its_channels_and_resume_point() {
+        let with_query = shared(Config {
+            channels_from_query: true,
+            ..Config::default()
+        });
+        let req = parts("/events?channel=b&channel=a&lastEventId=q-1", &[]);
+        let (channels, last) = stream_params(&req, &with_query, false).unwrap();
+        assert_eq!(channels, ["b", "a"], "as asked: the hub normalises");
+        assert_eq!(last.as_deref(), Some("q-1"));
+        // The header wins over the query; chosen channels skip the query.
+        let req = parts(
+            "/events?channel=b&lastEventId=q-1",
+            &[("last-event-id", "h-2")],
+        );
+        let (channels, last) = stream_params(&req, &with_query, true).unwrap();
+        assert_eq!(
+            (channels, last.as_deref()),
+            (vec![DEFAULT_CHANNEL.to_owned()], Some("h-2"))
+        );
+        // Without the option the query chooses nothing.
+        let req = parts("/events?channel=b", &[]);
+        let (channels, _) = stream_params(&req, &shared(Config::default()), false).unwrap();
+        assert_eq!(channels, [DEFAULT_CHANNEL]);
+    }
+
+    #[test]
+    fn a_channel_name_that_is_not_one_is_refused_with_its_reason() {
+        let s = shared(Config {
+            channels_from_query: true,
+            ..Config::default()
+        });
+        let req = parts("/events?channel=a%0Ab", &[]);
+        let why = stream_params(&req, &s, false).unwrap_err();
+        let response = bad_channel(why);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_stream_head_has_the_event_stream_headers_and_configured_ones_replace_them() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-a", HeaderValue::from_static("2"));
+        let s = shared(Config {
+            headers,
+            ..Config::default()
+        });
+        let head = stream_head(&parts("/events", &[]), &s);
+        let h = head.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h["x-accel-buffering"], "no");
+        assert_eq!(h[header::CONNECTION], "keep-alive");
+        assert_eq!(h.get_all("x-a").iter().count(), 2);
+    }
+
+    #[test]
+    fn an_application_reply_without_a_body_status_has_no_length() {
+        let answer = |status: u16| {
+            reply(Reply {
+                status: StatusCode::from_u16(status).unwrap(),
+                headers: vec![(header::ETAG, HeaderValue::from_static("\"v\""))],
+                body: Bytes::from_static(b"hello"),
+            })
+        };
+        let ok = answer(200);
+        assert_eq!(ok.headers()[header::CONTENT_LENGTH], "5");
+        assert_eq!(ok.headers()[header::ETAG], "\"v\"");
+        for status in [204, 304] {
+            let empty = answer(status);
+            assert!(empty.headers().get(header::CONTENT_LENGTH).is_none());
+            assert!(matches!(empty.body(), ResponseBody::Empty));
+        }
+    }
+
+    #[test]
+    fn over_a_limit_the_client_is_told_when_to_come_back() {
+        let total = limit_refusal(Refusal::Total);
+        assert_eq!(total.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let per_ip = limit_refusal(Refusal::PerIp);
+        assert_eq!(per_ip.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(per_ip.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn same_origin_means_the_origin_names_this_host() {
+        let h =
+            |origin: &str, host: &str| parts("/", &[("origin", origin), ("host", host)]).headers;
+        assert!(same_origin(&h("http://a.test:3000", "a.test:3000")));
+        assert!(same_origin(&h("https://A.test", "a.test")));
+        assert!(!same_origin(&h("http://b.test", "a.test")));
+        assert!(!same_origin(&parts("/", &[("host", "a.test")]).headers));
+    }
+
+    #[test]
+    fn allow_lists_what_a_path_answers_to() {
+        let plain = shared(Config::default());
+        assert_eq!(allow(&plain, true), "GET, HEAD");
+        let with_cors = shared(Config {
+            cors: Some(Cors {
+                origin: crate::cors::AllowOrigin::List(vec!["https://a.test".into()]),
+                credentials: false,
+                max_age: 600,
+            }),
+            ..Config::default()
+        });
+        assert_eq!(allow(&with_cors, false), "GET, HEAD, OPTIONS");
+        let response = method_not_allowed(&with_cors);
+        assert_eq!(response.headers()[header::ALLOW], "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn a_malformed_request_gets_400_and_closes_the_connection() {
+        let s = shared(Config::default());
+        let bad = parts(
+            "/events",
+            &[("content-length", "1"), ("transfer-encoding", "chunked")],
+        );
+        let answer = refuse_malformed(&s, &bad).expect("refused");
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(answer.headers()[header::CONNECTION], "close");
+        let good = parts("/events", &[("host", "a.test")]);
+        assert!(
+            refuse_malformed(&s, &good).is_none(),
+            "HTTP/1.1 with its Host"
+        );
+    }
+
+    #[test]
+    fn request_info_copies_what_the_hooks_see() {
+        let peer: SocketAddr = "127.0.0.7:4000".parse().unwrap();
+        let info = request_info(&parts("/events?x=1", &[("x-k", "v")]), peer);
+        assert_eq!(
+            (info.method.as_str(), info.path.as_str()),
+            ("GET", "/events")
+        );
+        assert_eq!((info.query.as_str(), info.version), ("x=1", "1.1"));
+        assert!(info.headers.iter().any(|(n, v)| n == "x-k" && v == "v"));
+        assert_eq!(info.remote_addr, peer);
+    }
+}

@@ -14,12 +14,12 @@ pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Read-locks `l`, poisoned or not.
-pub fn read<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+pub fn read_lock<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Write-locks `l`, poisoned or not.
-pub fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+pub fn write_lock<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -41,7 +41,7 @@ mod tests {
         .join();
         assert!(m.is_poisoned() && l.is_poisoned());
         *lock(&m) += 1;
-        *write(&l) += 1;
-        assert_eq!((*lock(&m), *read(&l)), (2, 3));
+        *write_lock(&l) += 1;
+        assert_eq!((*lock(&m), *read_lock(&l)), (2, 3));
     }
 }

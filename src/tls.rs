@@ -62,13 +62,13 @@ impl Tls {
     /// connections already open keep theirs. On error nothing changes.
     pub fn reload(&self, pem: &TlsPem) -> Result<(), TlsError> {
         let config = Arc::new(build(pem)?);
-        *crate::sync::write(&self.current) = config;
+        *crate::sync::write_lock(&self.current) = config;
         Ok(())
     }
 
     /// An acceptor with the current configuration.
     pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(Arc::clone(&crate::sync::read(&self.current)))
+        TlsAcceptor::from(Arc::clone(&crate::sync::read_lock(&self.current)))
     }
 }
 

@@ -76,8 +76,8 @@ pub struct Client {
     /// Events for this client alone, after global sequence number `.0`;
     /// `.2` says whether they count against its budget (a replay fetched
     /// from the backplane does not: it is history, like a log replay).
-    pub(super) direct: Mutex<VecDeque<(u64, Encoded, bool)>>,
-    pub(super) direct_bytes: AtomicU64,
+    pub(super) private: Mutex<VecDeque<(u64, Encoded, bool)>>,
+    pub(super) private_bytes: AtomicU64,
     /// Bytes handed to the connection, framing included.
     handed: AtomicU64,
     /// What the connection reports about its socket.
@@ -178,7 +178,7 @@ impl Client {
                     .saturating_sub(offset.load(Ordering::Acquire).max(joined))
             })
             .sum::<u64>()
-            + self.direct_bytes.load(Ordering::Relaxed)
+            + self.private_bytes.load(Ordering::Relaxed)
     }
 
     /// A number that moves whenever the client makes progress: its stream
@@ -258,8 +258,8 @@ impl Client {
             channels,
             joined_at,
             slots: Mutex::new(Vec::new()),
-            direct: Mutex::new(VecDeque::new()),
-            direct_bytes: AtomicU64::new(0),
+            private: Mutex::new(VecDeque::new()),
+            private_bytes: AtomicU64::new(0),
             handed: AtomicU64::new(0),
             progress,
             budget,
@@ -276,14 +276,14 @@ impl Client {
     /// counted against its budget. A queue that would grow beyond the
     /// budget is not grown: the client is evicted instead (false), since
     /// this queue is memory of its own, unlike the shared logs.
-    pub(super) fn queue_direct(&self, gseq: u64, bytes: Encoded) -> bool {
+    pub(super) fn queue_private(&self, gseq: u64, bytes: Encoded) -> bool {
         let len = bytes.len() as u64;
-        if self.direct_bytes.load(Ordering::Relaxed) + len > self.budget {
+        if self.private_bytes.load(Ordering::Relaxed) + len > self.budget {
             self.evict(Eviction::Budget);
             return false;
         }
-        self.direct_bytes.fetch_add(len, Ordering::Relaxed);
-        crate::sync::lock(&self.direct).push_back((gseq, bytes, true));
+        self.private_bytes.fetch_add(len, Ordering::Relaxed);
+        crate::sync::lock(&self.private).push_back((gseq, bytes, true));
         true
     }
 }

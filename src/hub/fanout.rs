@@ -5,7 +5,7 @@
 use super::client::{stall_looks, Eviction};
 use super::Channel;
 use super::Hub;
-use crate::sync::{lock, read, write};
+use crate::sync::{lock, read_lock, write_lock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,7 @@ impl Hub {
     pub(super) fn fan_out(&self, ch: &Channel, wake: bool) {
         ch.join_floor.store(u64::MAX, Ordering::Release);
         let mut slowest = u64::MAX;
-        for (_, (client, idx)) in read(&ch.subscribers).iter() {
+        for (_, (client, idx)) in read_lock(&ch.subscribers).iter() {
             if wake {
                 client.waker.wake();
             }
@@ -74,7 +74,7 @@ impl Hub {
             }
             slowest = slowest.min(client.cursors[*idx].0.load(Ordering::Acquire));
         }
-        let mut log = write(&ch.log);
+        let mut log = write_lock(&ch.log);
         let slowest = slowest.min(ch.join_floor.load(Ordering::Acquire));
         ch.trim_locked(&mut log, slowest, self.retention.history);
     }
@@ -107,7 +107,7 @@ impl Hub {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.is_closed() {
             interval.tick().await;
-            for client in read(&self.clients).values() {
+            for client in read_lock(&self.clients).values() {
                 if client.stalled_for(looks) {
                     client.evict(Eviction::Stall);
                 }

@@ -47,13 +47,13 @@ pub use subscriber::{Read, Subscriber, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 use crate::channel::normalize;
 use crate::event::{Encoded, Payload};
 use crate::io::Progress;
-use crate::sync::{lock, read, write};
+use crate::sync::{lock, read_lock, write_lock};
 use log::Log;
 use remote::Feed;
 use slab::Slab;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -196,10 +196,10 @@ impl Hub {
     /// The channel, created when missing with its log complete after
     /// `floor` (or after `committed`, if later).
     fn channel(&self, name: &str, floor: u64) -> Arc<Channel> {
-        if let Some(ch) = read(&self.channels).get(name) {
+        if let Some(ch) = read_lock(&self.channels).get(name) {
             return Arc::clone(ch);
         }
-        let mut channels = write(&self.channels);
+        let mut channels = write_lock(&self.channels);
         let mut created = false;
         let ch = channels.entry(Arc::from(name)).or_insert_with(|| {
             created = true;
@@ -224,7 +224,7 @@ impl Hub {
 
     /// The automatic id of global sequence number `gseq`.
     pub fn auto_id(&self, gseq: u64) -> String {
-        read(&self.ids).spell(gseq)
+        read_lock(&self.ids).spell(gseq)
     }
 
     /// Every sequence number up to this one is delivered to the logs.
@@ -253,13 +253,26 @@ impl Hub {
         let gseq = *next;
         *next += 1;
         let (bytes, id) = self.encode(gseq, payload);
+        self.commit(next, targets, gseq, bytes, id);
+        gseq
+    }
+
+    /// Appends event `gseq` to `targets` and commits it, under the publish
+    /// lock (`next`, released here), then pokes the fan-out.
+    fn commit(
+        &self,
+        next: MutexGuard<'_, u64>,
+        targets: Vec<Arc<Channel>>,
+        gseq: u64,
+        bytes: Encoded,
+        id: Option<Arc<str>>,
+    ) {
         for ch in &targets {
             ch.append(gseq, bytes.clone(), id.clone(), self.retention.history);
         }
-        self.committed.store(gseq, Ordering::Release);
+        self.committed.fetch_max(gseq, Ordering::AcqRel);
         drop(next);
         self.schedule(targets);
-        gseq
     }
 
     /// Queues a payload for one client only. False when no such client is
@@ -267,17 +280,17 @@ impl Hub {
     /// budget: that queue is memory of its own (unlike the shared logs), so a
     /// client that far behind is evicted instead.
     pub fn send_to(&self, client_id: u64, payload: &Payload) -> bool {
-        let Some(client) = read(&self.clients).get(&client_id).cloned() else {
+        let Some(client) = read_lock(&self.clients).get(&client_id).cloned() else {
             return false;
         };
         if client.is_evicted() || client.disconnect_requested() {
             return false;
         }
         let mut next = lock(&self.publish);
-        let numbered = self.feed.numbers_direct_sends();
+        let numbered = self.feed.numbers_private_sends();
         let gseq = if numbered { *next } else { *next - 1 };
         let (bytes, _) = self.encode(gseq, payload);
-        if !client.queue_direct(gseq, bytes) {
+        if !client.queue_private(gseq, bytes) {
             return false;
         }
         if numbered {
@@ -285,7 +298,7 @@ impl Hub {
         }
         self.committed.store(gseq, Ordering::Release);
         drop(next);
-        // Direct sends bypass the fan-out task, so the budget is checked here.
+        // Private sends bypass the fan-out task, so the budget is checked here.
         client.must_drop();
         client.waker.wake();
         true
@@ -293,7 +306,7 @@ impl Hub {
 
     /// Asks one client's stream to end. False when no such client is connected.
     pub fn disconnect(&self, client_id: u64) -> bool {
-        let Some(client) = read(&self.clients).get(&client_id).cloned() else {
+        let Some(client) = read_lock(&self.clients).get(&client_id).cloned() else {
             return false;
         };
         // Under the publish lock, so "sent before the disconnect" is exact.
@@ -315,7 +328,7 @@ impl Hub {
         }
         let names = normalize(channels);
         let chans: Vec<Arc<Channel>> = {
-            let map = read(&self.channels);
+            let map = read_lock(&self.channels);
             names.iter().filter_map(|c| map.get(*c).cloned()).collect()
         };
         // A cache answers only when every channel is here and was read
@@ -329,7 +342,7 @@ impl Hub {
         let gseq = self.parse_auto_id(id).or_else(|| {
             chans
                 .iter()
-                .filter_map(|ch| read(&ch.log).find_id(id))
+                .filter_map(|ch| read_lock(&ch.log).find_id(id))
                 .max()
         });
         match gseq {
@@ -347,7 +360,7 @@ impl Hub {
     /// The global number an automatic id names, when it is one of this
     /// hub's and was issued already.
     fn parse_auto_id(&self, id: &str) -> Option<u64> {
-        let seq = read(&self.ids).parse(id)?;
+        let seq = read_lock(&self.ids).parse(id)?;
         (seq <= self.committed.load(Ordering::Acquire)).then_some(seq)
     }
 
@@ -385,7 +398,7 @@ impl Hub {
             .fold(floor, u64::max);
         let horizon = self.committed.load(Ordering::Acquire).max(floor);
         drop(publish);
-        write(&self.clients).insert(client.id(), Arc::clone(&client));
+        write_lock(&self.clients).insert(client.id(), Arc::clone(&client));
         let subscriber = Subscriber {
             hub: Arc::clone(self),
             local: client
@@ -415,7 +428,7 @@ impl Hub {
         chans: Vec<Arc<Channel>>,
         resolved: (Start, bool),
     ) -> (Arc<Client>, Start, bool) {
-        let mut guards: Vec<_> = chans.iter().map(|ch| read(&ch.log)).collect();
+        let mut guards: Vec<_> = chans.iter().map(|ch| read_lock(&ch.log)).collect();
         let joined_at = chans
             .iter()
             .map(|ch| ch.appended.load(Ordering::Acquire))
@@ -447,7 +460,7 @@ impl Hub {
             client.cursors[i]
                 .1
                 .store(log.offset_before(seq, appended), Ordering::Release);
-            slots.push(write(&ch.subscribers).insert((Arc::clone(&client), i)));
+            slots.push(write_lock(&ch.subscribers).insert((Arc::clone(&client), i)));
             ch.join_floor.fetch_min(seq, Ordering::AcqRel);
         }
         drop(guards);
@@ -459,7 +472,7 @@ impl Hub {
     /// client reads [`Read::Close`] when caught up. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        for client in read(&self.clients).values() {
+        for client in read_lock(&self.clients).values() {
             client.waker.wake();
         }
         self.pending.notify_one();
@@ -472,17 +485,17 @@ impl Hub {
 
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
-        read(&self.clients).len()
+        read_lock(&self.clients).len()
     }
 
     /// Subscribers and history size of every channel, sorted by name.
     pub fn channel_stats(&self) -> Vec<ChannelStats> {
-        let mut out: Vec<ChannelStats> = read(&self.channels)
+        let mut out: Vec<ChannelStats> = read_lock(&self.channels)
             .values()
             .map(|ch| ChannelStats {
                 name: ch.name.to_string(),
-                subscribers: read(&ch.subscribers).len() as u64,
-                history: read(&ch.log).entries.len() as u64,
+                subscribers: read_lock(&ch.subscribers).len() as u64,
+                history: read_lock(&ch.log).entries.len() as u64,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -530,13 +543,13 @@ impl Channel {
     /// Appends one event (its global number, bytes and explicit id) and,
     /// without subscribers, trims to `history` at once.
     fn append(&self, gseq: u64, bytes: Encoded, id: Option<Arc<str>>, history: usize) {
-        let mut log = write(&self.log);
+        let mut log = write_lock(&self.log);
         let end = self.appended.load(Ordering::Relaxed) + bytes.len() as u64;
         log.push(gseq, bytes, id);
         self.appended.store(end, Ordering::Release);
         // Without subscribers nobody needs more than the history; with them,
         // the fan-out task trims to what the slowest one still needs.
-        if read(&self.subscribers).is_empty() {
+        if read_lock(&self.subscribers).is_empty() {
             self.trim_locked(&mut log, u64::MAX, history);
         }
     }
@@ -728,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn direct_sends_reach_one_client_in_order_with_channel_events() {
+    fn sends_to_one_client_reach_it_in_order_with_channel_events() {
         let hub = new_hub(10, 1 << 20);
         let mut a = sub(&hub, &[], None);
         let mut b = sub(&hub, &[], None);
@@ -774,7 +787,7 @@ mod tests {
         assert_eq!(fast.client().eviction(), None);
         assert!(matches!(slow.read(), Read::Lagged));
         // The slow client no longer holds the log back.
-        assert_eq!(read(&ch.log).entries.len(), 2);
+        assert_eq!(read_lock(&ch.log).entries.len(), 2);
         drop(slow);
         assert_eq!(hub.client_count(), 1);
     }
@@ -890,7 +903,7 @@ mod tests {
         }
         assert_eq!(hub.resolve(Some("e1"), &[]), (Start::Live, true));
         assert!(!hub.resolve(Some("e3"), &[]).1);
-        let log = read(&hub.channel(DEFAULT_CHANNEL, 0).log).ids.len();
+        let log = read_lock(&hub.channel(DEFAULT_CHANNEL, 0).log).ids.len();
         assert_eq!(log, 2);
     }
 
@@ -1076,7 +1089,7 @@ mod tests {
     }
 
     #[test]
-    fn direct_sends_in_remote_mode_follow_the_newest_event_without_a_number() {
+    fn sends_to_one_client_with_a_backplane_follow_the_newest_event_without_a_number() {
         let (hub, remote) = remote_hub();
         let (mut c, _) = sub_from(&remote, &["a"], None, 0);
         let (n, bytes) = event_at(1, "first");

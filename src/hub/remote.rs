@@ -11,7 +11,7 @@
 use super::subscriber::Subscriber;
 use super::{Hub, IdSpace, Retention, Subscription};
 use crate::event::Encoded;
-use crate::sync::{lock, read, write};
+use crate::sync::{lock, read_lock, write_lock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -27,9 +27,9 @@ pub(super) enum Feed {
 
 impl Feed {
     /// Whether an event sent to one client takes a sequence number of its
-    /// own. With a backplane the numbers are the backplane's: a direct send
+    /// own. With a backplane the numbers are the backplane's: a private send
     /// is placed after the newest event, without one.
-    pub(super) fn numbers_direct_sends(self) -> bool {
+    pub(super) fn numbers_private_sends(self) -> bool {
         self == Feed::Local
     }
 
@@ -84,7 +84,7 @@ impl Remote {
         // A channel's log holds what came after its `since`, in order: an
         // older event (read for a channel since created again) is not its.
         let targets: Vec<_> = {
-            let map = read(&hub.channels);
+            let map = read_lock(&hub.channels);
             channels
                 .iter()
                 .filter_map(|c| map.get(*c).cloned())
@@ -92,12 +92,7 @@ impl Remote {
                 .collect()
         };
         *next = (*next).max(gseq + 1);
-        for ch in &targets {
-            ch.append(gseq, bytes.clone(), id.clone(), hub.retention.history);
-        }
-        hub.committed.fetch_max(gseq, Ordering::AcqRel);
-        drop(next);
-        hub.schedule(targets);
+        hub.commit(next, targets, gseq, bytes, id);
         true
     }
 
@@ -112,12 +107,12 @@ impl Remote {
     /// Changes how automatic ids are spelled: the backplane's data set, and
     /// where its numbering starts in this hub.
     pub fn set_id_space(&self, ids: IdSpace) {
-        *write(&self.hub.ids) = ids;
+        *write_lock(&self.hub.ids) = ids;
     }
 
     /// How automatic ids are spelled right now.
     pub fn id_space(&self) -> IdSpace {
-        read(&self.hub.ids).clone()
+        read_lock(&self.hub.ids).clone()
     }
 
     /// Asks to be told whenever the set of channels changes. Only the first
@@ -134,7 +129,7 @@ impl Remote {
     /// Every channel the hub has (with subscribers or history), with the
     /// sequence number its log is complete after.
     pub fn channel_starts(&self) -> Vec<(String, u64)> {
-        read(&self.hub.channels)
+        read_lock(&self.hub.channels)
             .values()
             .map(|c| (c.name.to_string(), c.since))
             .collect()
@@ -142,7 +137,7 @@ impl Remote {
 
     /// Whether every one of `channels` (the default channel when empty) exists here.
     pub fn has_channels(&self, channels: &[String]) -> bool {
-        let map = read(&self.hub.channels);
+        let map = read_lock(&self.hub.channels);
         crate::channel::normalize(channels)
             .iter()
             .all(|c| map.contains_key(*c))
@@ -154,11 +149,11 @@ impl Remote {
     /// dropped (as too slow) so they reconnect and learn it, rather than
     /// silently missing events. Returns how many clients were dropped.
     pub fn mark_gap(&self, name: &str, through: u64) -> usize {
-        let Some(ch) = read(&self.hub.channels).get(name).cloned() else {
+        let Some(ch) = read_lock(&self.hub.channels).get(name).cloned() else {
             return 0;
         };
         ch.trimmed_gseq.fetch_max(through, Ordering::AcqRel);
-        let subscribers = read(&ch.subscribers);
+        let subscribers = read_lock(&ch.subscribers);
         subscribers
             .iter()
             .filter(|(_, (client, _))| client.evict(super::Eviction::Gap))
@@ -178,9 +173,9 @@ impl Remote {
     /// client started, so they go out before anything live. Not counted
     /// against the byte budget, like a replay from the local logs.
     pub fn preload(&self, subscriber: &mut Subscriber, events: Vec<(u64, Encoded)>) {
-        let mut direct = lock(&subscriber.client.direct);
+        let mut private = lock(&subscriber.client.private);
         for (i, (gseq, bytes)) in events.into_iter().enumerate() {
-            direct.insert(i, (gseq, bytes, false));
+            private.insert(i, (gseq, bytes, false));
         }
     }
 

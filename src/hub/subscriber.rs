@@ -6,7 +6,7 @@ use super::client::Client;
 use super::log::Entry;
 use super::Hub;
 use crate::event::Encoded;
-use crate::sync::{lock, read, write};
+use crate::sync::{lock, read_lock, write_lock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -99,7 +99,7 @@ impl Subscriber {
         let mut sources = Vec::with_capacity(client.channels.len() + 1);
         let mut holds_front = Vec::with_capacity(client.channels.len());
         for (i, ch) in client.channels.iter().enumerate() {
-            let log = read(&ch.log);
+            let log = read_lock(&ch.log);
             if self.local[i] < log.first_seq {
                 return None;
             }
@@ -112,8 +112,8 @@ impl Subscriber {
         // The private queue only ever holds complete entries, and in remote
         // mode it may hold a replay numbered past what this hub has read:
         // only a disconnect bounds it.
-        let direct = lock(&client.direct);
-        let entries = direct.iter().map(|(gseq, bytes, _)| Entry {
+        let private = lock(&client.private);
+        let entries = private.iter().map(|(gseq, bytes, _)| Entry {
             gseq: *gseq,
             bytes: bytes.clone(),
         });
@@ -128,13 +128,13 @@ impl Subscriber {
     /// source `i`), frees the private queue's share of the budget, and asks
     /// for a trim where this client held a log's front.
     fn advance(&mut self, gathered: &Gathered, heads: &[usize]) {
-        let direct_idx = gathered.sources.len() - 1;
+        let private_idx = gathered.sources.len() - 1;
         for (i, (source, &h)) in gathered.sources.iter().zip(heads).enumerate() {
             if h == 0 {
                 continue;
             }
-            if i == direct_idx {
-                self.pop_direct(h);
+            if i == private_idx {
+                self.pop_private(h);
                 continue;
             }
             self.local[i] += h as u64;
@@ -149,17 +149,19 @@ impl Subscriber {
     }
 
     /// Drops the first `n` entries of the private queue, read now.
-    fn pop_direct(&self, n: usize) {
-        let mut direct = lock(&self.client.direct);
+    fn pop_private(&self, n: usize) {
+        let mut private = lock(&self.client.private);
         let mut freed = 0;
         for _ in 0..n {
-            if let Some((_, bytes, counted)) = direct.pop_front() {
+            if let Some((_, bytes, counted)) = private.pop_front() {
                 if counted {
                     freed += bytes.len() as u64;
                 }
             }
         }
-        self.client.direct_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.client
+            .private_bytes
+            .fetch_sub(freed, Ordering::Relaxed);
     }
 
     /// The newest sequence number the client has (or is treated as having).
@@ -204,7 +206,7 @@ fn merge(sources: &[Source], last_gseq: &mut u64) -> (Vec<Encoded>, Vec<usize>) 
         .unwrap_or(u64::MAX);
     let mut batch = Vec::new();
     let mut heads = vec![0usize; sources.len()];
-    let direct_idx = sources.len() - 1;
+    let private_idx = sources.len() - 1;
     loop {
         let next = sources
             .iter()
@@ -220,7 +222,7 @@ fn merge(sources: &[Source], last_gseq: &mut u64) -> (Vec<Encoded>, Vec<usize>) 
             };
             // The private queue's entries are the client's own and always
             // go out, after the channel event of the same number.
-            if i == direct_idx {
+            if i == private_idx {
                 batch.push(e.bytes.clone());
             } else if !pushed && gseq > *last_gseq {
                 batch.push(e.bytes.clone());
@@ -235,11 +237,11 @@ fn merge(sources: &[Source], last_gseq: &mut u64) -> (Vec<Encoded>, Vec<usize>) 
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        write(&self.hub.clients).remove(&self.client.id());
+        write_lock(&self.hub.clients).remove(&self.client.id());
         let slots = std::mem::take(&mut *lock(&self.client.slots));
         let _publish = lock(&self.hub.publish);
         for (ch, slot) in self.client.channels.iter().zip(slots) {
-            let mut subs = write(&ch.subscribers);
+            let mut subs = write_lock(&ch.subscribers);
             if subs.contains(slot) {
                 subs.remove(slot);
             }
@@ -249,8 +251,9 @@ impl Drop for Subscriber {
             // clients naming channels at will cannot grow the map for ever.
             // With a backplane one without subscribers is forgotten too: the
             // backplane keeps its history, and the reader stops reading it.
-            if alone && (self.hub.feed.logs_are_a_cache() || read(&ch.log).entries.is_empty()) {
-                write(&self.hub.channels).remove(&ch.name);
+            if alone && (self.hub.feed.logs_are_a_cache() || read_lock(&ch.log).entries.is_empty())
+            {
+                write_lock(&self.hub.channels).remove(&ch.name);
                 self.hub.channels_changed();
                 continue;
             }
@@ -259,8 +262,8 @@ impl Drop for Subscriber {
             // once; with others, as far as the slowest of them allows.
             let history = self.hub.retention.history;
             if alone {
-                ch.trim_locked(&mut write(&ch.log), u64::MAX, history);
-            } else if read(&ch.log).entries.len() > history {
+                ch.trim_locked(&mut write_lock(&ch.log), u64::MAX, history);
+            } else if read_lock(&ch.log).entries.len() > history {
                 self.hub.request_trim(ch);
             }
         }
@@ -312,9 +315,9 @@ mod tests {
     fn merge_interleaves_by_number_once_per_event_with_the_private_queue_after() {
         let a = source(&[(1, "a1"), (3, "both3")], false);
         let b = source(&[(2, "b2"), (3, "both3")], false);
-        let direct = source(&[(3, "mine")], false);
+        let private = source(&[(3, "mine")], false);
         let mut last = 0;
-        let (batch, heads) = merge(&[a, b, direct], &mut last);
+        let (batch, heads) = merge(&[a, b, private], &mut last);
         assert_eq!(texts(&batch), ["a1", "b2", "both3", "mine"]);
         assert_eq!((heads, last), (vec![2, 2, 1], 3));
     }
@@ -323,9 +326,9 @@ mod tests {
     fn merge_skips_what_was_delivered_and_holds_back_past_a_truncated_source() {
         let a = source(&[(1, "old"), (2, "a2")], true);
         let b = source(&[(3, "b3")], false);
-        let direct = source(&[], false);
+        let private = source(&[], false);
         let mut last = 1;
-        let (batch, heads) = merge(&[a, b, direct], &mut last);
+        let (batch, heads) = merge(&[a, b, private], &mut last);
         assert_eq!(texts(&batch), ["a2"], "b3 waits for a's next batch");
         assert_eq!((heads, last), (vec![2, 0, 0], 2));
     }
