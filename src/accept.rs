@@ -37,7 +37,7 @@ pub(crate) async fn accept_loop(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .max_buf_size(shared.config.max_header_bytes.max(8192));
+        .max_buf_size(shared.config.max_header_bytes);
     // The first request head is read (and timed, 408) before hyper sees the
     // connection; later heads on a kept-alive connection get hyper's timer.
     builder.header_read_timeout(shared.config.header_timeout);
@@ -138,7 +138,7 @@ async fn prepare(
         return prepare_tls(socket, peer, &shared, shutdown, &builder, tls).await;
     }
     let head = tokio::select! {
-        head = read_head(&socket, config.max_header_bytes.max(8192), config.header_timeout, config.http2) => head,
+        head = read_head(&socket, config.max_header_bytes, config.header_timeout, config.http2) => head,
         _ = shutdown.wait() => return Next::Done,
     };
     let first = match head {

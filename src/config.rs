@@ -44,7 +44,7 @@ pub struct Config {
     pub max_connections_per_ip: Option<u64>,
     /// How long a client may take to send its first request head (408 after).
     pub header_timeout: Option<Duration>,
-    /// Largest request head accepted (431 beyond); at least 8192.
+    /// Largest request head accepted (431 beyond); at least [`MIN_HEADER_BYTES`].
     pub max_header_bytes: usize,
     /// Largest request body read for `on_request` (413 beyond).
     pub max_body_bytes: usize,
@@ -85,6 +85,18 @@ impl Default for Config {
             http2: false,
             redis: None,
         }
+    }
+}
+
+/// The smallest request-head limit: hyper's buffer needs at least this.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+impl Config {
+    /// The configuration with the engine's limits applied, once, where the
+    /// server is made (so no part of it applies them on its own).
+    pub fn clamped(mut self) -> Self {
+        self.max_header_bytes = self.max_header_bytes.max(MIN_HEADER_BYTES);
+        self
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// The shared state of a server built from `config`.
     pub(crate) fn new(config: Config) -> Self {
+        let config = config.clamped();
         Shared {
             bus: Bus::new(&config),
             preamble: config.retry.map(crate::event::retry_hint),
