@@ -2,7 +2,7 @@
 
 use super::convert::{self, Bad, Res};
 use super::hooks::{self, Callbacks};
-use crate::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
+use crate::backplane::{RedisOptions, RedisUrl, DEFAULT_MAX_PENDING};
 use crate::config::{Config, RESERVED_STREAM_HEADERS};
 use crate::cors::{AllowOrigin, Cors};
 use crate::static_files::StaticRoot;
@@ -197,8 +197,8 @@ pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
     Ok(TlsPem { cert, key, ca })
 }
 
-/// `{ url, prefix?, maxPending? }`; the URL is checked here (not reached:
-/// that is `listen()`'s job).
+/// `{ url, prefix?, maxPending? }`; the URL is parsed here (not reached:
+/// that is `listen()`'s job), after the other two are checked.
 fn redis(value: Unknown) -> Res<RedisOptions> {
     let what = format!("{P}.redis");
     let obj = convert::object(value, &what)?;
@@ -235,15 +235,12 @@ fn redis(value: Unknown) -> Res<RedisOptions> {
         }
         None => DEFAULT_MAX_PENDING,
     };
-    let options = RedisOptions {
+    let url = RedisUrl::parse(&url).map_err(|e| Bad::Type(format!("{what}.url '{url}' {e}")))?;
+    Ok(RedisOptions {
         url,
         prefix,
         max_pending,
-    };
-    options
-        .validate()
-        .map_err(|e| Bad::Type(format!("{what}.url '{}' {}", options.url, e.0)))?;
-    Ok(options)
+    })
 }
 
 fn paths(value: Unknown) -> Res<Vec<String>> {
