@@ -407,10 +407,11 @@ impl ProcessHold {
 impl Server {
     /// The JavaScript half of `handle()` and `fetch()`, made on first use.
     fn handoffs(&mut self, env: &Env) -> Result<&mut handoff::Handoffs> {
-        if self.handoffs.is_none() {
-            self.handoffs = Some(handoff::Handoffs::new(env)?);
-        }
-        Ok(self.handoffs.as_mut().expect("made just above"))
+        let handoffs = match self.handoffs.take() {
+            Some(made) => made,
+            None => handoff::Handoffs::new(env)?,
+        };
+        Ok(self.handoffs.insert(handoffs))
     }
 }
 
