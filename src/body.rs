@@ -76,5 +76,5 @@ pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBod
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .header(header::CONTENT_LENGTH, text.len())
         .body(ResponseBody::text(text))
-        .expect("plain response is valid")
+        .expect("a StatusCode, a static content type and a length always make a valid head")
 }

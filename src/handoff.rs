@@ -188,7 +188,7 @@ pub(crate) async fn take(
             client,
         }) => Handled::Stream(Box::new(Opened {
             head: response,
-            client: client.expect("a handed-over stream always describes its client"),
+            client: client.expect("open_stream describes every handed-over stream's client"),
             stream,
             conn,
             version,

@@ -173,6 +173,26 @@ pub enum Unanswered {
     TimedOut(Duration),
 }
 
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Failed(e) => write!(f, "the hook failed: {e}"),
+            Unanswered::TimedOut(limit) => {
+                write!(f, "the hook did not settle within {} ms", limit.as_millis())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Unanswered {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Unanswered::Failed(e) => Some(&**e),
+            Unanswered::TimedOut(_) => None,
+        }
+    }
+}
+
 /// Awaits a hook's answer for at most `limit` (`None`: as long as it takes).
 /// On a time-out the hook's future is dropped, so a late answer goes nowhere.
 pub async fn within<T>(
@@ -259,5 +279,18 @@ mod tests {
             e.to_string(),
             "onConnect did not settle within 250 ms (hookTimeout); the request was answered 503"
         );
+    }
+
+    #[test]
+    fn a_hooks_failure_is_the_source_of_unanswered() {
+        use std::error::Error as _;
+        let failed = Unanswered::Failed("boom".into());
+        assert_eq!(
+            failed.source().map(|e| e.to_string()).as_deref(),
+            Some("boom")
+        );
+        assert!(Unanswered::TimedOut(Duration::from_millis(5))
+            .source()
+            .is_none());
     }
 }

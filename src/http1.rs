@@ -29,6 +29,21 @@ pub enum HeadError {
     Bad,
 }
 
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeadError::Closed => "the connection ended before a request head was read",
+            HeadError::Timeout => "the request head did not arrive in time",
+            HeadError::TooLarge => "the request head is too large or has too many headers",
+            HeadError::Bad => "not an HTTP/1.x request head",
+        })
+    }
+}
+
+/// No source: each variant is the whole story (a failed read on a closed
+/// connection is [`HeadError::Closed`], whatever the socket said).
+impl std::error::Error for HeadError {}
+
 /// The most headers a request may have (hyper's default, too).
 const MAX_HEADERS: usize = 100;
 

@@ -10,7 +10,7 @@
 
 use crate::accept::accept_loop;
 use crate::backplane::{BackplaneStats, PublishError};
-use crate::bind::{bind, ListenError};
+use crate::bind::{bind, ListenError, ListenErrorKind};
 use crate::config::Config;
 use crate::event::Event;
 use crate::event::Payload;
@@ -29,15 +29,16 @@ use tokio::task::JoinHandle;
 pub enum SendError {
     /// `close` was called: nothing more can be delivered.
     Closed,
-    /// The Redis backplane is unreachable and its queue of waiting sends is full.
-    Unavailable(String),
+    /// The Redis backplane is unreachable and its queue of waiting sends is
+    /// full: the backplane's refusal, which is also the source.
+    Unavailable(PublishError),
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Closed => f.write_str("the server is closed; nothing more can be sent"),
-            SendError::Unavailable(why) => f.write_str(why),
+            SendError::Unavailable(why) => why.fmt(f),
         }
     }
 }
@@ -46,20 +47,45 @@ impl From<PublishError> for SendError {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::Closed => SendError::Closed,
-            full => SendError::Unavailable(full.to_string()),
+            full => SendError::Unavailable(full),
         }
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Closed => None,
+            SendError::Unavailable(why) => Some(why),
+        }
+    }
+}
 
 /// Why certificates could not be replaced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SetTlsError {
     /// The server was created without `tls`.
     NotTls,
-    /// The new certificate or key is refused; the old one stays.
+    /// The new certificate or key is refused (the source); the old one stays.
     Invalid(TlsError),
+}
+
+impl std::fmt::Display for SetTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetTlsError::NotTls => f.write_str("this server was created without the tls option"),
+            SetTlsError::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SetTlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetTlsError::NotTls => None,
+            SetTlsError::Invalid(e) => Some(e),
+        }
+    }
 }
 
 enum State {
@@ -207,19 +233,13 @@ impl Server {
             match *state {
                 State::Idle => *state = State::Binding,
                 State::Closed => {
-                    return Err(ListenError::state(
-                        "ERR_SERVER_CLOSED",
-                        "the server is closed and cannot listen again",
-                        shown_host,
-                        port,
-                    ))
+                    return Err(ListenError::new(shown_host, port, ListenErrorKind::Closed))
                 }
                 _ => {
-                    return Err(ListenError::state(
-                        "ERR_SERVER_ALREADY_LISTEN",
-                        "listen() was already called on this server",
+                    return Err(ListenError::new(
                         shown_host,
                         port,
+                        ListenErrorKind::AlreadyListening,
                     ))
                 }
             }
@@ -229,11 +249,10 @@ impl Server {
             if matches!(*state, State::Binding) {
                 *state = State::Idle;
             }
-            return Err(ListenError::state(
-                "ERR_REDIS_UNAVAILABLE",
-                &e.to_string(),
+            return Err(ListenError::new(
                 shown_host,
                 port,
+                ListenErrorKind::BackplaneUnavailable(e),
             ));
         }
         let bound = bind(port, host, self.shared.config.backlog).await;
@@ -249,16 +268,15 @@ impl Server {
         };
         if !matches!(*state, State::Binding) {
             // close() ran while we were binding.
-            return Err(ListenError::state(
-                "ERR_SERVER_CLOSED",
-                "the server was closed while it was starting to listen",
+            return Err(ListenError::new(
                 shown_host,
                 port,
+                ListenErrorKind::ClosedWhileStarting,
             ));
         }
         let addr = listener
             .local_addr()
-            .map_err(|e| ListenError::from_io(&e, "listen", shown_host, port))?;
+            .map_err(|e| ListenError::io(e, "listen", shown_host, port))?;
         let (stop, stopped) = oneshot::channel();
         self.shared.start_background();
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&self.shared), stopped));

@@ -11,13 +11,31 @@ use rustls::ServerConfig;
 use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 
-/// A refused certificate or key, with the field it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refused certificate or key, with the field it came from. The PEM
+/// parser's or rustls's error, when one of them refused it, is the
+/// [`source`](std::error::Error::source) (its text is in `reason` too).
+#[derive(Debug, Clone)]
 pub struct TlsError {
     /// `cert`, `key` or `ca`.
     pub field: &'static str,
     /// What is wrong.
     pub reason: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TlsError {
+    /// `field` refused for `reason`, found by the check that failed with `source`.
+    fn caused(
+        field: &'static str,
+        reason: String,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TlsError {
+            field,
+            reason,
+            source: Some(Arc::new(source)),
+        }
+    }
 }
 
 impl std::fmt::Display for TlsError {
@@ -26,7 +44,13 @@ impl std::fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// PEM text (or bytes) for a certificate chain and its key.
 #[derive(Debug, Clone, Default)]
@@ -74,14 +98,12 @@ impl Tls {
 
 fn certs(field: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
-    let certs = certs.map_err(|e| TlsError {
-        field,
-        reason: format!("not valid PEM: {e}"),
-    })?;
+    let certs = certs.map_err(|e| TlsError::caused(field, format!("not valid PEM: {e}"), e))?;
     if certs.is_empty() {
         return Err(TlsError {
             field,
             reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
+            source: None,
         });
     }
     Ok(certs)
@@ -92,9 +114,8 @@ fn build(pem: &TlsPem) -> Result<ServerConfig, TlsError> {
     for ca in &pem.ca {
         chain.extend(certs("ca", ca)?);
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|e| TlsError {
-        field: "key",
-        reason: format!("no usable PEM private key found ({e})"),
+    let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|e| {
+        TlsError::caused("key", format!("no usable PEM private key found ({e})"), e)
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // A key that belongs to another certificate would only fail in the
@@ -102,28 +123,50 @@ fn build(pem: &TlsPem) -> Result<ServerConfig, TlsError> {
     let signing_key = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| TlsError {
-            field: "key",
-            reason: format!("unsupported private key: {e}"),
-        })?;
+        .map_err(|e| TlsError::caused("key", format!("unsupported private key: {e}"), e))?;
     rustls::sign::CertifiedKey::new(chain.clone(), signing_key)
         .keys_match()
-        .map_err(|e| TlsError {
-            field: "key",
-            reason: format!("does not match tls.cert ({e})"),
-        })?;
+        .map_err(|e| TlsError::caused("key", format!("does not match tls.cert ({e})"), e))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError {
-            field: "cert",
-            reason: e.to_string(),
-        })?
+        .map_err(|e| TlsError::caused("cert", e.to_string(), e))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError {
-            field: "cert",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| TlsError::caused("cert", e.to_string(), e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn pem(cert: &[u8], key: &[u8]) -> TlsPem {
+        TlsPem {
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+            ca: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bad_pem_names_the_field_and_keeps_the_parsers_error_as_source() {
+        let broken = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let error = Tls::new(&pem(broken, b"")).unwrap_err();
+        assert_eq!(error.field, "cert");
+        assert!(error.reason.starts_with("not valid PEM: "), "{error}");
+        assert!(error.source().is_some());
+    }
+
+    #[test]
+    fn a_missing_certificate_is_refused_without_a_source() {
+        let error = Tls::new(&pem(b"", b"")).unwrap_err();
+        assert_eq!(error.field, "cert");
+        assert_eq!(
+            error.to_string(),
+            "tls.cert: no PEM certificate (-----BEGIN CERTIFICATE-----) found"
+        );
+        assert!(error.source().is_none());
+    }
 }

@@ -4,6 +4,7 @@
 //! starts one of its own and stops it by PID.
 
 use hyper_sse::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
+use hyper_sse::bind::ListenErrorKind;
 use hyper_sse::config::Config;
 use hyper_sse::event::Event;
 use hyper_sse::hub::Retention;
@@ -76,7 +77,7 @@ async fn instance(url: &str, prefix: &str) -> (Arc<Server>, SocketAddr) {
         keep_alive: None,
         retention: Retention::default(),
         redis: Some(RedisOptions {
-            url: url.to_owned(),
+            url: url.parse().unwrap(),
             prefix: prefix.to_owned(),
             max_pending: DEFAULT_MAX_PENDING,
         }),
@@ -168,20 +169,24 @@ async fn listen_fails_when_redis_cannot_be_reached() {
     let port = free_port();
     let server = Server::new(Config {
         redis: Some(RedisOptions {
-            url: format!("redis://127.0.0.1:{port}"),
+            url: format!("redis://127.0.0.1:{port}").parse().unwrap(),
             prefix: "unreachable".into(),
             max_pending: 10,
         }),
         ..Config::default()
     });
     let error = server.listen(0, Some("127.0.0.1")).await.unwrap_err();
-    assert_eq!(error.code, "ERR_REDIS_UNAVAILABLE");
+    let ListenErrorKind::BackplaneUnavailable(cause) = &error.kind else {
+        panic!("expected the backplane to be unavailable, got {error:?}");
+    };
     assert!(
-        error.message.starts_with(&format!(
+        error.to_string().starts_with(&format!(
             "cannot connect to Redis at redis://127.0.0.1:{port}"
         )),
-        "{}",
-        error.message
+        "{error}"
     );
+    // The chain goes down to what Redis said.
+    let source = std::error::Error::source(cause).expect("Redis's error");
+    assert!(source.is::<redis::RedisError>(), "{source:?}");
     assert_eq!(server.local_addr(), None);
 }

@@ -34,8 +34,7 @@ use crate::hooks::HookError;
 use crate::hub::{IdSpace, Remote, Subscriber, Subscription};
 use crate::sync::lock;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
-use options::redact;
-pub use options::{RedisOptions, UrlError, DEFAULT_MAX_PENDING};
+pub use options::{RedisOptions, RedisUrl, UrlError, DEFAULT_MAX_PENDING};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use std::collections::VecDeque;
@@ -123,13 +122,38 @@ impl std::fmt::Display for PublishError {
     }
 }
 
-/// Why the backplane could not start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectError(pub String);
+/// No source: a refused send has no error of its own. The `cause` of
+/// [`PublishError::Full`] is the text the backplane's tasks recorded for
+/// the outage (`stats().backplane.lastError`), not an error value.
+impl std::error::Error for PublishError {}
+
+/// Why the backplane could not start: the step that failed, and what Redis
+/// (or the connection to it) said, which is also its
+/// [`source`](std::error::Error::source). The `Display` holds both, since
+/// it is the whole message JavaScript sees.
+#[derive(Debug, Clone)]
+pub struct ConnectError {
+    /// The step, in words: `cannot connect to Redis at redis://…`.
+    step: String,
+    /// Redis's error.
+    source: redis::RedisError,
+}
+
+impl ConnectError {
+    fn new(step: String, source: redis::RedisError) -> Self {
+        ConnectError { step, source }
+    }
+}
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}: {}", self.step, self.source)
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -209,16 +233,16 @@ pub(crate) struct Inner {
 }
 
 impl Backplane {
-    /// A backplane feeding the hub of `remote`; nothing connects
-    /// until [`Backplane::start`].
+    /// A backplane feeding the hub of `remote`; nothing connects until
+    /// [`Backplane::start`]. Cannot fail: `options` holds a URL that was
+    /// parsed into a client when the options were made ([`RedisUrl`]).
     pub fn new(options: &RedisOptions, remote: Remote, history: usize, report: Reporter) -> Self {
-        let client = redis::Client::open(options.url.as_str())
-            .expect("the URL was validated at createServer");
+        let client = options.url.client();
         let instance = format!("{:x}{:x}", std::process::id(), unix_time().as_nanos());
         Backplane {
             inner: Arc::new(Inner {
                 client,
-                shown_url: redact(&options.url),
+                shown_url: options.url.shown().to_owned(),
                 keys: Keys::new(&options.prefix),
                 remote,
                 script_hash: redis::Script::new(PUBLISH_SCRIPT).get_hash().to_owned(),
@@ -300,23 +324,20 @@ async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
         .connect(Some(Duration::from_secs(5)))
         .await
         .map_err(|e| {
-            ConnectError(format!(
-                "cannot connect to Redis at {}: {e}",
-                inner.shown_url
-            ))
+            ConnectError::new(format!("cannot connect to Redis at {}", inner.shown_url), e)
         })?;
     let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
-        ConnectError(format!(
-            "Redis at {} refused the backplane's setup: {e}",
-            inner.shown_url
-        ))
+        ConnectError::new(
+            format!("Redis at {} refused the backplane's setup", inner.shown_url),
+            e,
+        )
     })?;
     redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(PUBLISH_SCRIPT)
         .query_async::<String>(&mut control)
         .await
-        .map_err(|e| ConnectError(format!("Redis refused the publishing script: {e}")))?;
+        .map_err(|e| ConnectError::new("Redis refused the publishing script".into(), e))?;
     inner.remote.start_at(position);
     inner.remote.set_id_space(IdSpace { epoch, offset: 0 });
     *inner.control.lock().await = Some(control);
@@ -348,7 +369,7 @@ async fn start_eventually(inner: Arc<Inner>) {
         match start(&inner).await {
             Ok(()) => return,
             Err(e) => {
-                *lock(&inner.last_error) = Some(e.0.clone());
+                *lock(&inner.last_error) = Some(e.to_string());
                 if !std::mem::replace(&mut reported, true) {
                     (inner.report)(format!("Redis backplane: {e}; retrying with backoff").into());
                 }

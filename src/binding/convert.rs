@@ -12,6 +12,7 @@ use napi::bindgen_prelude::*;
 use napi::{Env, JsValue, ValueType};
 
 /// A refused value.
+#[derive(Debug)]
 pub enum Bad {
     /// Wrong type: thrown as `TypeError`.
     Type(String),
@@ -24,6 +25,26 @@ pub enum Bad {
 impl From<Error> for Bad {
     fn from(e: Error) -> Self {
         Bad::Napi(e)
+    }
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::Type(msg) | Bad::Range(msg) => f.write_str(msg),
+            Bad::Napi(e) => e.fmt(f),
+        }
+    }
+}
+
+/// A passed-through N-API failure is the source; a refusal of ours is the
+/// whole story.
+impl std::error::Error for Bad {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Bad::Type(_) | Bad::Range(_) => None,
+            Bad::Napi(e) => Some(e),
+        }
     }
 }
 

@@ -206,7 +206,7 @@ fn describe(d: Object, context: &str) -> Res<Asked> {
     let port: u32 = d.get_named_property("remotePort")?;
     let takeable: bool = d.get_named_property("takeable")?;
     let bad = |what: &str| Bad::Type(format!("{context}: the request's {what} cannot be read"));
-    let mut builder = http::Request::builder()
+    let builder = http::Request::builder()
         .method(Method::from_bytes(method.as_bytes()).map_err(|_| bad("method"))?)
         .uri(url.parse::<Uri>().map_err(|_| bad("URL"))?)
         .version(match version.as_str() {
@@ -214,15 +214,14 @@ fn describe(d: Object, context: &str) -> Res<Asked> {
             "2" => Version::HTTP_2,
             _ => Version::HTTP_11,
         });
-    let headers = builder.headers_mut().expect("the builder has no error yet");
-    let mut headers_ok = HeaderMap::new();
+    let mut headers = HeaderMap::new();
     for pair in flat.chunks_exact(2) {
         let name = http::HeaderName::from_bytes(pair[0].as_bytes()).map_err(|_| bad("headers"))?;
         let value = http::HeaderValue::from_str(&pair[1]).map_err(|_| bad("headers"))?;
-        headers_ok.append(name, value);
+        headers.append(name, value);
     }
-    *headers = headers_ok;
-    let (parts, ()) = builder.body(()).map_err(|_| bad("head"))?.into_parts();
+    let (mut parts, ()) = builder.body(()).map_err(|_| bad("head"))?.into_parts();
+    parts.headers = headers;
     let ip = address
         .trim_start_matches("::ffff:")
         .parse::<IpAddr>()

@@ -174,7 +174,9 @@ pub(super) fn take_exception(env: &Env) -> Option<Error> {
     let raw = env.raw();
     let mut pending = false;
     let mut exception = ptr::null_mut();
-    // SAFETY: `env` is the live env of the JavaScript thread we run on.
+    // SAFETY: `env` is the live env of the JavaScript thread we run on, the
+    // out-pointers are valid locals, and `exception` is read as a value only
+    // after N-API returned it as one of this env.
     unsafe {
         if sys::napi_is_exception_pending(raw, &mut pending) != sys::Status::napi_ok || !pending {
             return None;
@@ -400,7 +402,8 @@ const STREAM_RESERVED: &[&str] = crate::config::RESERVED_STREAM_HEADERS;
 
 impl FromNapiValue for ConnectVerdict {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        // SAFETY: passed on from napi-rs's own contract.
+        // SAFETY: `from_napi_value`'s own contract (the live env of this
+        // thread, a live value of it) is exactly what `parse_with` requires.
         unsafe {
             parse_with(env, value, |env, v| {
                 const WHAT: &str = "onConnect() result";
@@ -526,7 +529,8 @@ pub struct RouteVerdict(Option<Reply>);
 
 impl FromNapiValue for RouteVerdict {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        // SAFETY: passed on from napi-rs's own contract.
+        // SAFETY: `from_napi_value`'s own contract (the live env of this
+        // thread, a live value of it) is exactly what `parse_with` requires.
         unsafe {
             parse_with(env, value, |env, v| {
                 const WHAT: &str = "onRequest() result";
@@ -545,7 +549,8 @@ pub struct OriginVerdict(bool);
 
 impl FromNapiValue for OriginVerdict {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        // SAFETY: passed on from napi-rs's own contract.
+        // SAFETY: `from_napi_value`'s own contract (the live env of this
+        // thread, a live value of it) is exactly what `parse_with` requires.
         unsafe {
             parse_with(env, value, |_, v| {
                 Ok(OriginVerdict(convert::boolean(v, "cors.origin() result")?))

@@ -17,6 +17,7 @@
 //! `http.Server`.
 
 mod convert;
+mod errors;
 mod handoff;
 mod hooks;
 mod options;
@@ -24,9 +25,10 @@ mod options;
 use crate::bind::ListenError;
 use crate::hub::Eviction;
 use convert::{is_nullish, throw, throw_code, Bad, Res};
+use errors::listen_error;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
-use napi::{Env, JsValue};
+use napi::Env;
 use napi_derive::napi;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -405,10 +407,11 @@ impl ProcessHold {
 impl Server {
     /// The JavaScript half of `handle()` and `fetch()`, made on first use.
     fn handoffs(&mut self, env: &Env) -> Result<&mut handoff::Handoffs> {
-        if self.handoffs.is_none() {
-            self.handoffs = Some(handoff::Handoffs::new(env)?);
-        }
-        Ok(self.handoffs.as_mut().expect("made just above"))
+        let handoffs = match self.handoffs.take() {
+            Some(made) => made,
+            None => handoff::Handoffs::new(env)?,
+        };
+        Ok(self.handoffs.insert(handoffs))
     }
 }
 
@@ -911,8 +914,6 @@ fn parse_port(port: Option<Unknown>) -> Res<u16> {
     Ok(n as u16)
 }
 
-/// Builds a Node-style error object (`code`, `errno`, `syscall`, `address`,
-/// `port`) for a failed listen, as a napi `Error` that rejects with exactly it.
 /// `send()`/`comment()`/`sendTo()` refused: closed, or Redis unavailable.
 fn send_error(env: &Env, call: &str, e: &crate::server::SendError) -> Error {
     let code = match e {
@@ -920,19 +921,4 @@ fn send_error(env: &Env, call: &str, e: &crate::server::SendError) -> Error {
         crate::server::SendError::Unavailable(_) => "ERR_REDIS_UNAVAILABLE",
     };
     throw_code(env, code, &format!("{call}: {e}"))
-}
-
-fn listen_error(env: &Env, e: &ListenError) -> Error {
-    let build = || -> Result<Error> {
-        let mut obj = env.create_error(Error::new(Status::GenericFailure, e.message.clone()))?;
-        obj.set_named_property("code", e.code)?;
-        obj.set_named_property("syscall", e.syscall)?;
-        obj.set_named_property("address", e.address.as_str())?;
-        obj.set_named_property("port", u32::from(e.port))?;
-        if let Some(errno) = e.errno {
-            obj.set_named_property("errno", errno)?;
-        }
-        Ok(Error::from(obj.to_unknown()))
-    };
-    build().unwrap_or_else(|err| err)
 }

@@ -2,7 +2,7 @@
 
 use super::convert::{self, Bad, Res};
 use super::hooks::{self, Callbacks};
-use crate::backplane::{RedisOptions, DEFAULT_MAX_PENDING};
+use crate::backplane::{RedisOptions, RedisUrl, DEFAULT_MAX_PENDING};
 use crate::config::{Config, RESERVED_STREAM_HEADERS};
 use crate::cors::{AllowOrigin, Cors};
 use crate::static_files::StaticRoot;
@@ -43,26 +43,67 @@ const OPTION_NAMES: &[&str] = &[
 
 const P: &str = "createServer(): options";
 
-/// Reads the options object into the engine's configuration.
+/// `createServer(): options.<name>`, for messages.
+fn what(name: &str) -> String {
+    format!("{P}.{name}")
+}
+
+/// The options object, read one option at a time (`undefined` is absent).
+struct Options<'a>(Object<'a>);
+
+impl<'a> Options<'a> {
+    fn get(&self, name: &str) -> Res<Option<Unknown<'a>>> {
+        Ok(convert::field(&self.0, name)?)
+    }
+}
+
+/// Reads the options object into the engine's configuration. The options
+/// are read in a fixed order (the order of the groups below), so of
+/// several bad ones the same one is always reported.
 pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
     let mut config = Config::default();
-    let Some(options) = options else {
-        config.hooks = hooks::hooks(env, Callbacks::default())?;
-        return Ok(config);
+    let options = match options {
+        Some(options) if !convert::is_nullish(&options)? => options,
+        _ => {
+            config.hooks = hooks::hooks(env, Callbacks::default())?;
+            return Ok(config);
+        }
     };
-    if convert::is_nullish(&options)? {
-        config.hooks = hooks::hooks(env, Callbacks::default())?;
-        return Ok(config);
-    }
     let obj = convert::object(options, P)?;
     convert::check_keys(&obj, OPTION_NAMES, P)?;
-    let get = |name: &str| convert::field(&obj, name);
-    let what = |name: &str| format!("{P}.{name}");
+    let opts = Options(obj);
+    routing(&opts, &mut config)?;
+    stream_format(&opts, &mut config)?;
+    retention(&opts, &mut config)?;
+    stream_start(&opts, &mut config)?;
+    if let Some(v) = opts.get("cors")? {
+        config.cors = Some(cors(env, v)?);
+    }
+    limits(&opts, &mut config)?;
+    transport(&opts, &mut config)?;
+    if let Some(v) = opts.get("redis")? {
+        config.redis = Some(redis(v)?);
+    }
+    config.hooks = hooks::hooks(
+        env,
+        Callbacks {
+            on_connect: opts.get("onConnect")?,
+            on_request: opts.get("onRequest")?,
+            on_connection: opts.get("onConnection")?,
+            on_disconnect: opts.get("onDisconnect")?,
+            on_error: opts.get("onError")?,
+        },
+    )?;
+    Ok(config)
+}
 
-    if let Some(path) = get("path")? {
+/// Which requests are streams (`path`) and where the others are served
+/// from (`static`).
+fn routing(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(path) = opts.get("path")? {
         config.paths = paths(path)?;
     }
-    if let Some(dir) = get("static")? {
+    if let Some(dir) = opts.get("static")? {
         let dir = convert::string(dir, &what("static"))?;
         config.static_root = Some(StaticRoot::new(Path::new(&dir)).map_err(|e| {
             Bad::Type(format!(
@@ -70,22 +111,34 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
             ))
         })?);
     }
-    if let Some(v) = get("keepAlive")? {
+    Ok(())
+}
+
+/// What every stream carries besides events: heartbeats (`keepAlive`),
+/// the `retry` hint, extra response `headers`.
+fn stream_format(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(v) = opts.get("keepAlive")? {
         let ms = convert::count(v, &what("keepAlive"), "milliseconds")?;
         config.keep_alive = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    if let Some(v) = get("retry")? {
+    if let Some(v) = opts.get("retry")? {
         config.retry = Some(convert::count(v, &what("retry"), "milliseconds")?);
     }
-    if let Some(v) = get("headers")? {
+    if let Some(v) = opts.get("headers")? {
         config.headers = convert::headers(v, &what("headers"), RESERVED_STREAM_HEADERS)?
             .into_iter()
             .collect();
     }
-    if let Some(v) = get("history")? {
+    Ok(())
+}
+
+/// What is kept and for how long a client may lag: `history`,
+/// `maxBufferedBytes`, `stallTimeout`.
+fn retention(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(v) = opts.get("history")? {
         config.retention.history = convert::count(v, &what("history"), "events")? as usize;
     }
-    if let Some(v) = get("maxBufferedBytes")? {
+    if let Some(v) = opts.get("maxBufferedBytes")? {
         let n = convert::count(v, &what("maxBufferedBytes"), "bytes")?;
         if n == 0 {
             return Err(Bad::Range(format!(
@@ -94,31 +147,40 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
         }
         config.retention.max_buffered_bytes = n;
     }
-    if let Some(v) = get("stallTimeout")? {
+    if let Some(v) = opts.get("stallTimeout")? {
         let ms = convert::count(v, &what("stallTimeout"), "milliseconds")?;
         config.retention.stall_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    if let Some(v) = get("channelsFromQuery")? {
+    Ok(())
+}
+
+/// How a stream starts: channels from the query (`channelsFromQuery`), a
+/// `firstComment`.
+fn stream_start(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(v) = opts.get("channelsFromQuery")? {
         config.channels_from_query = convert::boolean(v, &what("channelsFromQuery"))?;
     }
-    if let Some(v) = get("firstComment")? {
+    if let Some(v) = opts.get("firstComment")? {
         config.first_comment = Some(convert::string(v, &what("firstComment"))?);
     }
-    if let Some(v) = get("cors")? {
-        config.cors = Some(cors(env, v)?);
-    }
-    if let Some(v) = get("maxConnections")? {
+    Ok(())
+}
+
+/// What one client or one request may take: connections (in all, per IP),
+/// time and bytes for its head and body, time for the hooks.
+fn limits(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(v) = opts.get("maxConnections")? {
         config.max_connections = Some(convert::count(v, &what("maxConnections"), "streams")?);
     }
-    if let Some(v) = get("maxConnectionsPerIp")? {
+    if let Some(v) = opts.get("maxConnectionsPerIp")? {
         config.max_connections_per_ip =
             Some(convert::count(v, &what("maxConnectionsPerIp"), "streams")?);
     }
-    if let Some(v) = get("headerTimeout")? {
+    if let Some(v) = opts.get("headerTimeout")? {
         let ms = convert::count(v, &what("headerTimeout"), "milliseconds")?;
         config.header_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    if let Some(v) = get("maxHeaderBytes")? {
+    if let Some(v) = opts.get("maxHeaderBytes")? {
         let n = convert::count(v, &what("maxHeaderBytes"), "bytes")?;
         if n < 8192 {
             return Err(Bad::Range(format!(
@@ -127,37 +189,29 @@ pub fn parse(env: &Env, options: Option<Unknown>) -> Res<Config> {
         }
         config.max_header_bytes = n as usize;
     }
-    if let Some(v) = get("maxBodyBytes")? {
+    if let Some(v) = opts.get("maxBodyBytes")? {
         config.max_body_bytes = convert::count(v, &what("maxBodyBytes"), "bytes")? as usize;
     }
-    if let Some(v) = get("hookTimeout")? {
+    if let Some(v) = opts.get("hookTimeout")? {
         let ms = convert::count(v, &what("hookTimeout"), "milliseconds")?;
         config.hook_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    if let Some(v) = get("tls")? {
+    Ok(())
+}
+
+/// How connections are spoken: HTTPS (`tls`), h2c (`http2`).
+fn transport(opts: &Options, config: &mut Config) -> Res<()> {
+    if let Some(v) = opts.get("tls")? {
         let pem = tls_pem(v, &what("tls"))?;
         config.tls =
             Some(Arc::new(Tls::new(&pem).map_err(|e| {
                 Bad::Type(format!("{P}.tls.{}: {}", e.field, e.reason))
             })?));
     }
-    if let Some(v) = get("http2")? {
+    if let Some(v) = opts.get("http2")? {
         config.http2 = convert::boolean(v, &what("http2"))?;
     }
-    if let Some(v) = get("redis")? {
-        config.redis = Some(redis(v)?);
-    }
-    config.hooks = hooks::hooks(
-        env,
-        Callbacks {
-            on_connect: get("onConnect")?,
-            on_request: get("onRequest")?,
-            on_connection: get("onConnection")?,
-            on_disconnect: get("onDisconnect")?,
-            on_error: get("onError")?,
-        },
-    )?;
-    Ok(config)
+    Ok(())
 }
 
 /// `{ cert, key, ca? }`, each PEM text or a Buffer of it (`ca` may be a list).
@@ -197,8 +251,8 @@ pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
     Ok(TlsPem { cert, key, ca })
 }
 
-/// `{ url, prefix?, maxPending? }`; the URL is checked here (not reached:
-/// that is `listen()`'s job).
+/// `{ url, prefix?, maxPending? }`; the URL is parsed here (not reached:
+/// that is `listen()`'s job), after the other two are checked.
 fn redis(value: Unknown) -> Res<RedisOptions> {
     let what = format!("{P}.redis");
     let obj = convert::object(value, &what)?;
@@ -235,15 +289,12 @@ fn redis(value: Unknown) -> Res<RedisOptions> {
         }
         None => DEFAULT_MAX_PENDING,
     };
-    let options = RedisOptions {
+    let url = RedisUrl::parse(&url).map_err(|e| Bad::Type(format!("{what}.url '{url}' {e}")))?;
+    Ok(RedisOptions {
         url,
         prefix,
         max_pending,
-    };
-    options
-        .validate()
-        .map_err(|e| Bad::Type(format!("{what}.url '{}' {}", options.url, e.0)))?;
-    Ok(options)
+    })
 }
 
 fn paths(value: Unknown) -> Res<Vec<String>> {

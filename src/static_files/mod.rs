@@ -98,7 +98,7 @@ impl StaticRoot {
                     .status(StatusCode::NOT_MODIFIED)
                     .header(header::LAST_MODIFIED, httpdate::fmt_http_date(mtime))
                     .body(ResponseBody::Empty)
-                    .expect("static 304 response is valid");
+                    .expect("a StatusCode and an HTTP date always make a valid head");
             }
         }
 
@@ -120,7 +120,9 @@ impl StaticRoot {
                 Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
-        response.body(body).expect("static file response is valid")
+        response
+            .body(body)
+            .expect("valid parts only: StatusCode, mime_guess type, numbers, dates")
     }
 
     /// Canonicalises `path` and returns it only if it is still inside the root.
@@ -190,7 +192,7 @@ fn redirect(location: &str) -> Response<ResponseBody> {
             .header(header::LOCATION, value)
             .header(header::CONTENT_LENGTH, 0)
             .body(ResponseBody::Empty)
-            .expect("redirect response is valid"),
+            .expect("a StatusCode, a HeaderValue checked above and a length make a valid head"),
         Err(_) => plain(StatusCode::BAD_REQUEST, "invalid path\n"),
     }
 }
