@@ -10,9 +10,9 @@
 //!   where std classifies it, the platform's own constant where std does not
 //!   (`EAFNOSUPPORT`) or puts two in one kind (`EPERM` and `EACCES` are both
 //!   `PermissionDenied`), never from Linux's numbers;
-//! - `errno` is the operating system's number for the error, negated as
-//!   Node reports it on Linux and macOS (on Windows Node gives libuv's own
-//!   numbers, `-4091` for `EADDRINUSE`; this gives Winsock's, `-10048`);
+//! - `errno` is what Node reports: the operating system's number negated on
+//!   Linux and macOS, libuv's own numbers on Windows (`-4091` for
+//!   `EADDRINUSE`, not Winsock's 10048);
 //! - the failures of this package's own (listening twice, closed, no Redis)
 //!   get its `ERR_…` codes and the engine's sentence as the message.
 
@@ -46,7 +46,7 @@ pub(super) fn node_listen_error(e: &ListenError) -> NodeError {
         ListenErrorKind::Io { syscall, source } => {
             let (code, text) = io_code(source);
             let message = format!("{syscall} {code}: {text} {address}:{port}");
-            let errno = source.raw_os_error().and_then(i32::checked_neg);
+            let errno = node_errno(code, source);
             (code, *syscall, errno, message)
         }
         ListenErrorKind::HostNotFound { .. } => (
@@ -67,6 +67,28 @@ pub(super) fn node_listen_error(e: &ListenError) -> NodeError {
         port,
         message,
     }
+}
+
+/// Node's `errno` for an error it reports as `code`: libuv's number, which
+/// is the OS number negated except on Windows, where libuv has its own.
+fn node_errno(code: &str, source: &io::Error) -> Option<i32> {
+    let raw = source.raw_os_error()?;
+    if cfg!(windows) {
+        // uv-errno.h, UV__E* on Windows; an error Node has no name for
+        // keeps its Winsock number.
+        let uv = match code {
+            "EACCES" => -4092,
+            "EADDRINUSE" => -4091,
+            "EADDRNOTAVAIL" => -4090,
+            "EAFNOSUPPORT" => -4089,
+            "EINVAL" => -4071,
+            "EMFILE" => -4066,
+            "EPERM" => -4048,
+            _ => return raw.checked_neg(),
+        };
+        return Some(uv);
+    }
+    raw.checked_neg()
 }
 
 /// Error numbers std does not tell apart by [`io::ErrorKind`], on this
@@ -192,15 +214,15 @@ mod tests {
     #[cfg(windows)]
     #[test]
     fn winsock_errors_get_nodes_codes() {
-        for (number, code) in [
-            (10048, "EADDRINUSE"),
-            (10013, "EACCES"),
-            (10049, "EADDRNOTAVAIL"),
-            (10047, "EAFNOSUPPORT"),
+        for (number, code, uv) in [
+            (10048, "EADDRINUSE", -4091),
+            (10013, "EACCES", -4092),
+            (10049, "EADDRNOTAVAIL", -4090),
+            (10047, "EAFNOSUPPORT", -4089),
         ] {
             let e = io_failure(io::Error::from_raw_os_error(number));
             assert_eq!(e.code, code, "error {number}");
-            assert_eq!(e.errno, Some(-number));
+            assert_eq!(e.errno, Some(uv), "libuv's number, as Node gives it");
         }
     }
 
