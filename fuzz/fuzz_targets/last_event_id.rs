@@ -27,7 +27,9 @@
 
 use arbitrary::Arbitrary;
 use hyper_sse::event::Event;
-use hyper_sse::hub::{Hub, IdSpace, Payload, Progress, Read, Retention, Start};
+use hyper_sse::event::Payload;
+use hyper_sse::hub::{Hub, IdSpace, Read, Retention, Start, Subscription};
+use hyper_sse::io::Progress;
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -354,8 +356,12 @@ fuzz_target!(|input: Input| {
                 let resolved = hub.resolve(Some(&id), &owned);
                 model.check(&names, &id, resolved);
                 let progress = Arc::new(Progress::default());
-                let (mut sub, stale) =
-                    hub.subscribe(hub.next_client_id(), &owned, Some(&id), progress);
+                let (mut sub, stale) = hub.subscribe(Subscription {
+                    id: hub.next_client_id(),
+                    channels: &owned,
+                    last_event_id: Some(&id),
+                    progress,
+                });
                 assert_eq!(
                     stale, resolved.1,
                     "subscribe and resolve disagree on {id:?}"

@@ -227,6 +227,15 @@ impl Hub {
         read_lock(&self.ids).spell(gseq)
     }
 
+    /// Fuzzing only (`cargo fuzz` builds with `--cfg fuzzing`): respells
+    /// ids as a backplane does, on a local hub, so one target covers epochs
+    /// and offsets against a model. Real hubs get this only through
+    /// [`Remote::set_id_space`].
+    #[cfg(fuzzing)]
+    pub fn set_id_space(&self, ids: IdSpace) {
+        *write_lock(&self.ids) = ids;
+    }
+
     /// Every sequence number up to this one is delivered to the logs.
     pub fn committed(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
