@@ -272,4 +272,151 @@ mod tests {
         };
         assert_eq!(&comment.wire_bytes("1700", true)[..], b"data: hi\n\n");
     }
+
+    #[test]
+    fn every_key_lives_under_the_prefix() {
+        let keys = Keys::new("app");
+        let names = [
+            keys.seq(),
+            keys.epoch(),
+            keys.heads(),
+            keys.publisher("i1"),
+            keys.stream("news"),
+        ];
+        assert_eq!(
+            names,
+            [
+                "app:seq",
+                "app:epoch",
+                "app:heads",
+                "app:pub:i1",
+                "app:ch:news"
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_and_texts_come_from_every_reply_shape() {
+        assert_eq!(number(&Value::Int(5)), Some(5));
+        assert_eq!(number(&Value::Int(-1)), None);
+        assert_eq!(number(&Value::Nil), Some(0));
+        assert_eq!(number(&bulk("12")), Some(12));
+        assert_eq!(number(&bulk("x")), None);
+        assert_eq!(text(&Value::SimpleString("ok".into())), Some("ok".into()));
+        assert_eq!(text(&Value::Int(3)), Some("3".into()));
+        assert_eq!(text(&Value::Nil), None);
+    }
+
+    #[test]
+    fn an_entry_with_an_unknown_kind_or_a_foreign_id_is_not_read() {
+        let raw = |id: &str, kind: &str| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(vec![bulk("k"), bulk(kind), bulk("p"), bulk("0")]),
+            ])
+        };
+        assert!(parse_entry(&raw("1700-1", "e")).is_some());
+        assert!(parse_entry(&raw("1700-1", "?")).is_none());
+        assert!(parse_entry(&raw("id-1", "e")).is_none());
+        assert!(parse_entry(&Value::Nil).is_none());
+        let explicit = Value::Array(vec![
+            bulk("1700-2"),
+            Value::Array(["k", "x", "i", "mine"].map(bulk).to_vec()),
+        ]);
+        let (_, entry) = parse_entry(&explicit).unwrap();
+        assert_eq!(
+            (entry.kind, entry.explicit.as_deref()),
+            (Kind::Explicit, Some("mine"))
+        );
+    }
+
+    /// Runs the publishing script as instance `i1` for its send `seq` to
+    /// `channels`; the reply as `(epoch, number)`, or the error's code.
+    async fn publish(
+        conn: &mut redis::aio::MultiplexedConnection,
+        keys: &Keys,
+        seq: u64,
+        channels: &[&str],
+    ) -> Result<(String, u64), String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUBLISH_SCRIPT).arg(4 + channels.len());
+        cmd.arg(keys.seq())
+            .arg(keys.epoch())
+            .arg(keys.heads())
+            .arg(keys.publisher("i1"));
+        cmd.arg(channels.iter().map(|c| keys.stream(c)).collect::<Vec<_>>());
+        cmd.arg("1700")
+            .arg(100)
+            .arg(seq)
+            .arg("e")
+            .arg("data: x\n\n")
+            .arg("");
+        cmd.arg(channels);
+        match cmd.query_async::<Vec<Value>>(conn).await {
+            Ok(reply) => Ok((text(&reply[0]).unwrap(), number(&reply[1]).unwrap())),
+            Err(e) => Err(e.code().unwrap_or("?").to_owned()),
+        }
+    }
+
+    /// Per entry of a channel's stream: its id and the number before it.
+    async fn stream(
+        conn: &mut redis::aio::MultiplexedConnection,
+        keys: &Keys,
+        channel: &str,
+    ) -> Vec<(String, u64)> {
+        let page: Vec<Value> = redis::cmd("XRANGE")
+            .arg(keys.stream(channel))
+            .arg("-")
+            .arg("+")
+            .query_async(conn)
+            .await
+            .unwrap();
+        page.iter()
+            .map(|v| parse_entry(v).map(|(id, e)| (id, e.prev)).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_script_applies_each_send_once_and_in_order() {
+        let redis = super::super::tests::own_redis().await;
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys = Keys::new("t");
+        // No state for the instance yet: it must say where it stands.
+        assert_eq!(
+            publish(&mut conn, &keys, 1, &["a"]).await,
+            Err("NOPUB".into())
+        );
+        let _: () = redis::cmd("SET")
+            .arg(keys.publisher("i1"))
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let first = publish(&mut conn, &keys, 1, &["a", "b"]).await;
+        assert_eq!(first, Ok(("1700".into(), 1)));
+        // A resend of what was applied is answered, not applied again.
+        assert_eq!(
+            publish(&mut conn, &keys, 1, &["a"]).await,
+            Ok(("1700".into(), 0))
+        );
+        // A send may not overtake one not yet applied.
+        assert_eq!(
+            publish(&mut conn, &keys, 3, &["a"]).await,
+            Err("GAP".into())
+        );
+        assert_eq!(
+            publish(&mut conn, &keys, 2, &["a"]).await,
+            Ok(("1700".into(), 2))
+        );
+        let a = stream(&mut conn, &keys, "a").await;
+        assert_eq!(a, [("1700-1".into(), 0), ("1700-2".into(), 1)]);
+        assert_eq!(stream(&mut conn, &keys, "b").await, [("1700-1".into(), 0)]);
+        let epoch: String = redis::cmd("GET")
+            .arg(keys.epoch())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(epoch, "1700");
+    }
 }

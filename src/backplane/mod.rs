@@ -687,3 +687,143 @@ impl Backoff {
         self.0 = (self.0 * 2).min(Duration::from_secs(2));
     }
 }
+
+/// What the tests of the backplane's parts share: a backplane that never
+/// connects, for the logic that needs none, and a Redis of their own.
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::hub::{Hub, Retention};
+    use std::process::{Child, Command, Stdio};
+
+    /// What a backplane reported (to `onError`), in order.
+    pub(crate) type Reports = Arc<Mutex<Vec<String>>>;
+
+    /// A backplane of a remote hub (`history` events kept) for Redis at
+    /// `url`; nothing connects until it is started.
+    pub(crate) fn backplane(url: &str, history: usize) -> (Backplane, Reports) {
+        let reports = Reports::default();
+        let report: Reporter = {
+            let reports = Arc::clone(&reports);
+            Arc::new(move |e| lock(&reports).push(e.to_string()))
+        };
+        let hub = Hub::new_remote(Retention {
+            history,
+            ..Retention::default()
+        });
+        let options = RedisOptions {
+            url: url.parse().expect("a redis:// URL"),
+            prefix: format!("unit-{}-{:x}", std::process::id(), unix_time().as_nanos()),
+            max_pending: DEFAULT_MAX_PENDING,
+        };
+        (Backplane::new(&options, hub, history, report), reports)
+    }
+
+    /// The words of a command, as Redis will read them.
+    pub(crate) fn args(cmd: &redis::Cmd) -> Vec<String> {
+        cmd.args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => "<not a plain argument>".into(),
+            })
+            .collect()
+    }
+
+    /// A backplane that is never started: its shared state, for the parts
+    /// of the tasks that need no Redis.
+    pub(crate) fn offline(history: usize) -> (Backplane, Reports) {
+        backplane("redis://127.0.0.1:1", history)
+    }
+
+    /// A `redis-server` of the test's own on a free loopback port, stopped
+    /// (by its PID) when dropped.
+    pub(crate) struct OwnRedis {
+        child: Child,
+        pub(crate) url: String,
+    }
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Starts a Redis for one test and waits (at most 5 s) until it listens.
+    pub(crate) async fn own_redis() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed (Debian package redis-server)");
+        let own = OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return own;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    /// The delays of `n` waits in a row, on a backplane that has stopped
+    /// (so none of them sleeps).
+    async fn delays(backoff: &mut Backoff, inner: &Inner, n: usize) -> Vec<u64> {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            seen.push(backoff.0.as_millis() as u64);
+            backoff.wait(inner).await;
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_from_50_ms_up_to_2_s_and_starts_over_after_a_reset() {
+        let (backplane, _) = offline(10);
+        let inner = &backplane.inner;
+        inner.stop.send_replace(true);
+        let mut backoff = Backoff::new();
+        let seen = delays(&mut backoff, inner, 9).await;
+        assert_eq!(seen, [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(delays(&mut backoff, inner, 2).await, [50, 100]);
+    }
+
+    #[tokio::test]
+    async fn a_backoff_sleeps_its_delay_unless_the_backplane_stops() {
+        let (backplane, _) = offline(10);
+        let inner = &backplane.inner;
+        let mut backoff = Backoff::new();
+        let began = tokio::time::Instant::now();
+        backoff.wait(inner).await;
+        assert!(began.elapsed() >= Duration::from_millis(50));
+        backoff.0 = Duration::from_secs(2);
+        let stopper = {
+            let inner = Arc::clone(inner);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                inner.stop.send_replace(true);
+            })
+        };
+        let began = tokio::time::Instant::now();
+        backoff.wait(inner).await;
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+        stopper.await.unwrap();
+    }
+}

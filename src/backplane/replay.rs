@@ -242,3 +242,222 @@ fn parse_entries(page: &Value) -> Vec<(String, Entry)> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{backplane, own_redis, OwnRedis};
+    use super::super::Backplane;
+    use super::*;
+    use crate::hub::{IdSpace, Read, Subscription};
+    use crate::io::Progress;
+    use std::sync::Arc;
+
+    const EPOCH: &str = "1700";
+
+    /// One entry to store: its number, the number before it in its stream,
+    /// and its explicit id ("" for none).
+    type Stored = (u64, u64, &'static str);
+
+    /// `numbers` as one stream's entries, each after the one before it
+    /// (the first after `prev`).
+    fn chain(mut prev: u64, numbers: impl IntoIterator<Item = u64>) -> Vec<Stored> {
+        numbers
+            .into_iter()
+            .map(|n| (n, std::mem::replace(&mut prev, n), ""))
+            .collect()
+    }
+
+    /// A Redis of its own and a backplane for it (not started) whose hub
+    /// uses the ids of data set [`EPOCH`], with its control connection.
+    async fn setup() -> (OwnRedis, Backplane, MultiplexedConnection) {
+        let redis = own_redis().await;
+        let (backplane, _) = backplane(&redis.url, 10);
+        backplane.inner.remote.set_id_space(IdSpace {
+            epoch: EPOCH.into(),
+            offset: 0,
+        });
+        let conn = backplane.inner.control().await.unwrap();
+        (redis, backplane, conn)
+    }
+
+    /// Appends `entries` to the stream of `channel`, as the script would.
+    async fn store(
+        conn: &mut MultiplexedConnection,
+        inner: &Inner,
+        channel: &str,
+        entries: &[Stored],
+    ) {
+        let mut pipe = redis::pipe();
+        for &(number, prev, explicit) in entries {
+            let kind = if explicit.is_empty() { "e" } else { "x" };
+            pipe.cmd("XADD")
+                .arg(inner.keys.stream(channel))
+                .arg(format!("{EPOCH}-{number}"))
+                .arg("k")
+                .arg(kind)
+                .arg("b")
+                .arg(format!("data: {number}\n\n"))
+                .arg("p")
+                .arg(prev)
+                .arg("i")
+                .arg(explicit)
+                .ignore();
+        }
+        pipe.query_async::<()>(conn).await.unwrap();
+    }
+
+    async fn set_issued(conn: &mut MultiplexedConnection, inner: &Inner, number: u64) {
+        let _: () = redis::cmd("SET")
+            .arg(inner.keys.seq())
+            .arg(number)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+
+    fn numbers(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        entries.map(|e| e.iter().map(|e| e.number).collect())
+    }
+
+    fn names(channels: &[&str]) -> Vec<String> {
+        channels.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_page_reads_its_entries_and_skips_what_is_not_one() {
+        let good = Value::Array(vec![
+            Value::BulkString(b"1700-4".to_vec()),
+            Value::Array(
+                ["k", "e", "b", "data: 4\n\n", "p", "2", "i", ""]
+                    .iter()
+                    .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+                    .collect(),
+            ),
+        ]);
+        let page = Value::Array(vec![good, Value::Nil, Value::Int(3)]);
+        let entries = parse_entries(&page);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0, "1700-4");
+        assert_eq!((entries[0].1.number, entries[0].1.prev), (4, 2));
+        assert!(parse_entries(&Value::Nil).is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_a_client_missed_is_read_page_by_page_up_to_where_it_went_live() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        store(&mut conn, inner, "a", &chain(0, 1..=1200)).await;
+        let got = missed(&mut conn, inner, "a", EPOCH, 10, 1100)
+            .await
+            .unwrap();
+        assert_eq!(numbers(got), Some((11..=1100).collect()));
+        let none = missed(&mut conn, inner, "a", EPOCH, 1100, 1100)
+            .await
+            .unwrap();
+        assert_eq!(numbers(none), Some(vec![]));
+    }
+
+    #[tokio::test]
+    async fn what_a_client_missed_is_none_once_part_of_it_was_trimmed() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        // 1 to 5 are gone: the first entry left follows 5.
+        store(&mut conn, inner, "a", &chain(5, [6, 7, 20])).await;
+        let gone = missed(&mut conn, inner, "a", EPOCH, 2, 7).await.unwrap();
+        assert_eq!(numbers(gone), None);
+        let whole = missed(&mut conn, inner, "a", EPOCH, 5, 7).await.unwrap();
+        assert_eq!(numbers(whole), Some(vec![6, 7]));
+        // Nothing in range, but what follows shows a gap after 2.
+        store(&mut conn, inner, "b", &chain(10, [15])).await;
+        let hidden = missed(&mut conn, inner, "b", EPOCH, 2, 4).await.unwrap();
+        assert_eq!(numbers(hidden), None);
+        assert!(trimmed_after(&mut conn, inner, "b", EPOCH, 2)
+            .await
+            .unwrap());
+        assert!(!trimmed_after(&mut conn, inner, "b", EPOCH, 10)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_id_is_located_by_its_number_or_as_the_newest_entry_that_carried_it() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        let mut a = chain(0, 1..=600);
+        a[0].2 = "mine"; // the oldest entry: found on the second page back
+        a[2].2 = "twice";
+        store(&mut conn, inner, "a", &a).await;
+        store(&mut conn, inner, "b", &[(601, 0, "twice")]).await;
+        // The newest carrier is on the channel searched first.
+        let channels = names(&["b", "a"]);
+        let locate = |id: &'static str| {
+            let mut conn = conn.clone();
+            let channels = channels.clone();
+            async move {
+                locate(&mut conn, inner, id, &channels, EPOCH)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(locate("1700-42").await, Some(42));
+        assert_eq!(locate("999-42").await, None);
+        assert_eq!(locate("mine").await, Some(1));
+        assert_eq!(locate("twice").await, Some(601));
+        assert_eq!(locate("never").await, None);
+    }
+
+    #[tokio::test]
+    async fn issued_is_the_global_counter_and_zero_before_any_send() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        assert_eq!(issued(&mut conn, inner).await.unwrap(), 0);
+        set_issued(&mut conn, inner, 42).await;
+        assert_eq!(issued(&mut conn, inner).await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_replay_queues_what_was_missed_on_every_channel_once_in_order() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        store(&mut conn, inner, "a", &chain(0, 1..=10)).await;
+        store(&mut conn, inner, "b", &chain(0, [3, 6, 9, 11])).await;
+        set_issued(&mut conn, inner, 11).await;
+        // The client joins live where this hub stands: after 10.
+        inner.remote.start_at(10);
+        let channels = names(&["a", "b"]);
+        let progress = Arc::new(Progress::default());
+        let hub = inner.remote.hub();
+        let (mut subscriber, _) = hub.subscribe(Subscription::new(
+            hub.next_client_id(),
+            &channels,
+            None,
+            progress,
+        ));
+        assert!(!replay(inner, &mut subscriber, "1700-4", &channels).await);
+        let Read::Events(batch) = subscriber.read() else {
+            panic!("nothing replayed");
+        };
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        let expected: Vec<String> = (5..=10)
+            .map(|n| format!("id: 1700-{n}\ndata: {n}\n\n"))
+            .collect();
+        assert_eq!(texts, expected);
+    }
+
+    #[tokio::test]
+    async fn an_id_is_stale_when_trimmed_past_foreign_or_never_handed_out() {
+        let (_redis, backplane, mut conn) = setup().await;
+        let inner = &backplane.inner;
+        store(&mut conn, inner, "a", &chain(5, 6..=10)).await;
+        set_issued(&mut conn, inner, 10).await;
+        let channels = names(&["a"]);
+        assert!(!is_stale(inner, "1700-5", &channels).await);
+        assert!(!is_stale(inner, "1700-10", &channels).await);
+        assert!(is_stale(inner, "1700-4", &channels).await);
+        assert!(is_stale(inner, "1700-11", &channels).await);
+        assert!(is_stale(inner, "999-7", &channels).await);
+    }
+}

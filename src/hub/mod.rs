@@ -166,6 +166,24 @@ pub struct Subscription<'a> {
     pub progress: Arc<Progress>,
 }
 
+impl<'a> Subscription<'a> {
+    /// Client `id` on `channels`, resuming after `last_event_id` if any,
+    /// on a connection that reports `progress`.
+    pub fn new(
+        id: u64,
+        channels: &'a [String],
+        last_event_id: Option<&'a str>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        Subscription {
+            id,
+            channels,
+            last_event_id,
+            progress,
+        }
+    }
+}
+
 impl Hub {
     /// An empty, open hub that numbers its own events. Its background tasks
     /// are [`Hub::run_fanout`] and [`Hub::run_watchdog`].
