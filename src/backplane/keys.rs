@@ -89,6 +89,12 @@ end
 if n > done + 1 then
   return redis.error_reply('GAP send ' .. ARGV[3] .. ' before ' .. (done + 1))
 end
+for i = 5, #KEYS do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= 'stream' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. t .. ', not a stream')
+  end
+end
 redis.call('SET', KEYS[4], ARGV[3], 'EX', 86400)
 local g = redis.call('INCR', KEYS[1])
 local id = epoch .. '-' .. g

@@ -241,13 +241,24 @@ fn invocation(inner: &Inner, pending: &Pending, now: &str) -> redis::Cmd {
     cmd
 }
 
+/// Sets this instance's publisher key to `seq` (creating it when missing)
+/// unless it stands further already: a key moved back would let a send the
+/// script applied be applied again.
+const SET_APPLIED_SCRIPT: &str = r#"
+local done = redis.call('GET', KEYS[1])
+if not done or tonumber(done) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', 86400)
+end
+return 1
+"#;
+
 /// Records that this instance's sends up to `seq` are settled.
 async fn set_applied(inner: &Inner, conn: &mut MultiplexedConnection, seq: u64) -> RedisResult<()> {
-    redis::cmd("SET")
+    redis::cmd("EVAL")
+        .arg(SET_APPLIED_SCRIPT)
+        .arg(1)
         .arg(inner.keys.publisher(&inner.instance))
         .arg(seq)
-        .arg("EX")
-        .arg(86400)
         .query_async::<()>(conn)
         .await
 }
@@ -489,6 +500,32 @@ mod tests {
         let stats = backplane.stats();
         assert_eq!((stats.published, stats.failed, stats.pending), (4, 0, 0));
         assert!(lock(&reports).is_empty(), "{:?}", lock(&reports));
+    }
+
+    /// A refusal used to come after the script had recorded the send as
+    /// applied: the next send of the same batch then went through, and was
+    /// sent again (and stored twice) once the refused one was settled.
+    #[tokio::test]
+    async fn a_send_refused_in_the_middle_of_a_batch_leaves_the_next_ones_stored_once() {
+        let redis = own_redis().await;
+        let (backplane, reports, mut conn) = started(&redis).await;
+        let inner = &backplane.inner;
+        command(
+            &mut conn,
+            &["SET", &inner.keys.stream("bad"), "not a stream"],
+        )
+        .await;
+        backplane.publish(&["good"], &event("first")).unwrap();
+        backplane.publish(&["bad"], &event("lost")).unwrap();
+        backplane.publish(&["good"], &event("kept")).unwrap();
+        flushed(&backplane).await;
+        assert_eq!(
+            bodies(&stream(&mut conn, inner, "good").await),
+            ["data: first\n\n", "data: kept\n\n"]
+        );
+        let stats = backplane.stats();
+        assert_eq!((stats.published, stats.failed, stats.pending), (2, 1, 0));
+        assert_eq!(lock(&reports).len(), 1, "{:?}", lock(&reports));
     }
 
     #[tokio::test]
