@@ -27,10 +27,11 @@
 //! - **Remote mode** (a backplane such as Redis): events are not published
 //!   here but arrive from the backplane's reader ([`remote`]).
 //!
-//! One idea per file: [`ids`] (automatic ids), `log` (a channel's log,
-//! append and trim), [`client`] (a client, its budget and the eviction
-//! rules), [`subscriber`] (gather, merge, advance), `fanout` (the fan-out
-//! task and the stall watchdog), [`remote`] (what only a backplane does).
+//! One idea per file: [`ids`] (automatic ids), `log` (a channel's log:
+//! push, trim, lookups; the channel around it, with its subscribers, is
+//! here), [`client`] (a client, its budget and the eviction rules),
+//! [`subscriber`] (gather, merge, advance), `fanout` (the fan-out task and
+//! the stall watchdog), [`remote`] (what only a backplane does).
 
 pub mod client;
 mod fanout;
