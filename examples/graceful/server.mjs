@@ -11,9 +11,6 @@
 import { createServer } from 'hyper-sse'
 
 const server = createServer({ path: '/events' })
-const { port } = await server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1')
-console.log(`listening on ${port}`)
-
 const timer = setInterval(() => server.send(new Date().toISOString()), 1000)
 
 async function shutdown() {
@@ -21,5 +18,10 @@ async function shutdown() {
   await server.close() // every stream ends cleanly; a client that does not read is dropped after 5 s
   process.exit(0)
 }
+// Before anything says "listening": a SIGTERM that comes before the handler
+// is in place gets the default action (the process dies at once, unclean).
 process.once('SIGTERM', shutdown)
 process.once('SIGINT', shutdown)
+
+const { port } = await server.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1')
+console.log(`listening on ${port}`)
