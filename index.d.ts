@@ -328,6 +328,54 @@ export interface ListenAddress {
   family: string
 }
 
+/**
+ * The `redis` option of {@link ServerOptions}: where Redis is and what
+ * the keys are called.
+ */
+export interface RedisOptions {
+  /**
+   * `'redis://[user:password@]host[:port][/db]'`, `'rediss://…'` for TLS
+   * (checked against the system's trust roots unless `tls.ca` is given),
+   * or `'unix:///path/to/redis.sock'`.
+   */
+  url: string
+  /**
+   * Prefix of every key (default `'sse'`), so several applications can
+   * share one Redis.
+   */
+  prefix?: string
+  /**
+   * Sends kept while Redis is unreachable (default 100000); beyond it
+   * `send()` throws.
+   */
+  maxPending?: number
+  /**
+   * TLS settings for a `rediss://` URL (a `TypeError` with any other
+   * URL). Bad PEM, or a key that does not match `cert`, throws a
+   * `TypeError` naming the field.
+   */
+  tls?: RedisTlsOptions
+}
+
+/**
+ * TLS to Redis ({@link RedisOptions.tls}). Every field is PEM text or a
+ * Buffer of it. The name checked in Redis's certificate is the URL's host.
+ */
+export interface RedisTlsOptions {
+  /**
+   * The CA certificate(s) to trust instead of the system's roots, for a
+   * Redis whose certificate a private CA signed.
+   */
+  ca?: string | Buffer | Array<string | Buffer>
+  /**
+   * A client certificate (optionally followed by its chain), for a Redis
+   * that checks its clients (`tls-auth-clients yes`). Needs `key`.
+   */
+  cert?: string | Buffer
+  /** The private key of `cert` (PKCS#8, PKCS#1 or SEC1). Needs `cert`. */
+  key?: string | Buffer
+}
+
 /** Where {@link Server.send} delivers. */
 export interface SendOptions {
   /**
@@ -487,16 +535,14 @@ export interface ServerOptions {
    */
   http2?: boolean
   /**
-   * Run several instances as one through Redis: `url`
-   * (`'redis://host:port'`), `prefix` of every key (default `'sse'`),
-   * `maxPending` sends kept while Redis is unreachable (default 100000;
-   * beyond it `send()` throws). Events go through one Redis Stream per
-   * channel and reach every instance's clients; ids are global, so a
-   * client resumes on any instance. `listen()` rejects with code
-   * `'ERR_REDIS_UNAVAILABLE'` when Redis cannot be reached; at run time
+   * Run several instances as one through Redis (see {@link RedisOptions}).
+   * Events go through one Redis Stream per channel and reach every
+   * instance's clients; ids are global, so a client resumes on any
+   * instance. `listen()` rejects with code `'ERR_REDIS_UNAVAILABLE'` when
+   * Redis cannot be reached (or its TLS handshake fails); at run time
    * problems go to `onError(error, 'redis')` and `stats().backplane`.
    */
-  redis?: { url: string, prefix?: string, maxPending?: number }
+  redis?: RedisOptions
 }
 
 /** A snapshot of a server's counters, from {@link Server.stats}. */

@@ -96,7 +96,11 @@ impl Tls {
     }
 }
 
-fn certs(field: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates in `pem` (at least one), refused as `field` otherwise.
+pub(crate) fn certs(
+    field: &'static str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
     let certs = certs.map_err(|e| TlsError::caused(field, format!("not valid PEM: {e}"), e))?;
     if certs.is_empty() {
@@ -109,24 +113,46 @@ fn certs(field: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+/// The private key in `pem`, checked to be usable and to belong to
+/// `chain` (named `cert_name` in the message); refused as `key` otherwise.
+pub(crate) fn key_for(
+    chain: &[CertificateDer<'static>],
+    pem: &[u8],
+    cert_name: &str,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        TlsError::caused("key", format!("no usable PEM private key found ({e})"), e)
+    })?;
+    // A key that belongs to another certificate would only fail in the
+    // handshake, every time: refuse it here instead.
+    let signing_key = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| TlsError::caused("key", format!("unsupported private key: {e}"), e))?;
+    rustls::sign::CertifiedKey::new(chain.to_vec(), signing_key)
+        .keys_match()
+        .map_err(|e| TlsError::caused("key", format!("does not match {cert_name} ({e})"), e))?;
+    Ok(key)
+}
+
+/// Trust roots from `pem` (refused as `ca` when none is usable as one).
+pub(crate) fn roots(pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in certs("ca", pem)? {
+        store
+            .add(cert)
+            .map_err(|e| TlsError::caused("ca", format!("not a usable CA certificate: {e}"), e))?;
+    }
+    Ok(store)
+}
+
 fn build(pem: &TlsPem) -> Result<ServerConfig, TlsError> {
     let mut chain = certs("cert", &pem.cert)?;
     for ca in &pem.ca {
         chain.extend(certs("ca", ca)?);
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|e| {
-        TlsError::caused("key", format!("no usable PEM private key found ({e})"), e)
-    })?;
+    let key = key_for(&chain, &pem.key, "tls.cert")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    // A key that belongs to another certificate would only fail in the
-    // handshake, for every client: refuse it here instead.
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key.clone_key())
-        .map_err(|e| TlsError::caused("key", format!("unsupported private key: {e}"), e))?;
-    rustls::sign::CertifiedKey::new(chain.clone(), signing_key)
-        .keys_match()
-        .map_err(|e| TlsError::caused("key", format!("does not match tls.cert ({e})"), e))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::caused("cert", e.to_string(), e))?

@@ -34,7 +34,7 @@ use crate::hooks::HookError;
 use crate::hub::{IdSpace, Remote, Subscriber, Subscription};
 use crate::sync::lock;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
-pub use options::{RedisOptions, RedisUrl, UrlError, DEFAULT_MAX_PENDING};
+pub use options::{ClientCert, RedisOptions, RedisTls, RedisUrl, UrlError, DEFAULT_MAX_PENDING};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use std::collections::VecDeque;
@@ -313,6 +313,34 @@ impl Backplane {
     }
 }
 
+/// Whether rustls refused the connection (a certificate the trust roots
+/// do not vouch for, another host's name, a client certificate refused):
+/// somewhere down `error`'s chain of causes is a [`rustls::Error`], maybe
+/// inside an `io::Error`. (redis-rs gives its cause as an
+/// `Arc<dyn Error>`, whose own `source` skips the cause itself: hence the
+/// look inside the `Arc`.)
+fn is_tls_failure(error: &redis::RedisError) -> bool {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+        let e = match e.downcast_ref::<Shared>() {
+            Some(shared) => &**shared as &(dyn std::error::Error + 'static),
+            None => e,
+        };
+        e.is::<rustls::Error>()
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if is_rustls(e) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// The body of [`Backplane::start`], on the shared state so the background
 /// starter can run it without owning the `Backplane` (whose drop stops it).
 async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
@@ -324,7 +352,13 @@ async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
         .connect(Some(Duration::from_secs(5)))
         .await
         .map_err(|e| {
-            ConnectError::new(format!("cannot connect to Redis at {}", inner.shown_url), e)
+            let step = format!("cannot connect to Redis at {}", inner.shown_url);
+            let step = if is_tls_failure(&e) {
+                format!("{step}: the TLS handshake failed (a certificate was refused)")
+            } else {
+                step
+            };
+            ConnectError::new(step, e)
         })?;
     let (epoch, position) = inner.position(&mut control).await.map_err(|e| {
         ConnectError::new(

@@ -16,12 +16,41 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// How to reach Redis and what to call things there.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host[:port][/db]` or `unix:///path`, parsed.
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or
+    /// `unix:///path`, parsed (with its TLS settings, if any).
     pub url: RedisUrl,
     /// Prefix of every key (default `sse`), so several applications can share one Redis.
     pub prefix: String,
     /// Sends allowed to wait while Redis is unreachable.
     pub max_pending: usize,
+}
+
+/// TLS settings for a `rediss://` URL, as PEM. Without them (or with
+/// neither field set) the system's trust roots check the server and no
+/// client certificate is sent.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// Trust roots that replace the system's (a private CA), PEM.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate, for a Redis that checks its clients
+    /// (`tls-auth-clients yes`).
+    pub client: Option<ClientCert>,
+}
+
+/// A client certificate chain and its private key, PEM.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
+            .field("client", &self.client.as_ref().map(|_| "<cert and key>"))
+            .finish()
+    }
 }
 
 /// A Redis URL the Redis client accepted: connecting to it may still fail,
@@ -35,13 +64,43 @@ pub struct RedisUrl {
 }
 
 impl RedisUrl {
-    /// Parses `url` without connecting. `rediss://` is refused: this
-    /// build has no TLS to Redis.
+    /// Parses `url` without connecting; a `rediss://` URL trusts the
+    /// system's roots and sends no client certificate.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        if url.starts_with("rediss://") {
-            return Err(UrlError::Tls);
-        }
+        RedisUrl::parse_with_tls(url, None)
+    }
+
+    /// Parses `url` without connecting, with `tls` for a `rediss://` URL.
+    /// The certificates and key are checked here (a key must belong to its
+    /// certificate), so a bad one is an error now rather than at connect.
+    /// `tls` with any other scheme is [`UrlError::TlsNeedsRediss`].
+    pub fn parse_with_tls(url: &str, tls: Option<&RedisTls>) -> Result<Self, UrlError> {
         let client = redis::Client::open(url).map_err(UrlError::NotRedis)?;
+        let secure = matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        );
+        let client = match tls {
+            Some(_) if !secure => return Err(UrlError::TlsNeedsRediss),
+            Some(tls) if tls.ca.is_some() || tls.client.is_some() => {
+                if let Some(ca) = &tls.ca {
+                    crate::tls::roots(ca).map_err(UrlError::Tls)?;
+                }
+                if let Some(ClientCert { cert, key }) = &tls.client {
+                    let chain = crate::tls::certs("cert", cert).map_err(UrlError::Tls)?;
+                    crate::tls::key_for(&chain, key, "redis.tls.cert").map_err(UrlError::Tls)?;
+                }
+                let certs = redis::TlsCertificates {
+                    client_tls: tls.client.as_ref().map(|c| redis::ClientTlsConfig {
+                        client_cert: c.cert.clone(),
+                        client_key: c.key.clone(),
+                    }),
+                    root_cert: tls.ca.clone(),
+                };
+                redis::Client::build_with_tls(url, certs).map_err(UrlError::NotRedis)?
+            }
+            _ => client,
+        };
         Ok(RedisUrl {
             client,
             shown: redact(url),
@@ -51,6 +110,14 @@ impl RedisUrl {
     /// The URL for messages: as given, without its password.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// Whether connections to this URL use TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        )
     }
 
     /// A client for this URL (cheap: a client holds only what to connect to).
@@ -79,23 +146,28 @@ impl std::fmt::Display for RedisUrl {
     }
 }
 
-/// Why a Redis URL was refused. Its `Display` reads after the URL
-/// (`'redis:/x' is not a Redis URL (…)`), as `createServer` reports it.
+/// Why a Redis URL (or its TLS settings) was refused. Its `Display` reads
+/// after the URL (`'redis:/x' is not a Redis URL (…)`), as `createServer`
+/// reports it.
 #[derive(Debug, Clone)]
 pub enum UrlError {
-    /// `rediss://`: TLS to Redis is not supported.
-    Tls,
     /// Not a URL the Redis client understands; its error is the source.
     NotRedis(redis::RedisError),
+    /// TLS settings were given for a URL that is not `rediss://`.
+    TlsNeedsRediss,
+    /// A TLS certificate or key was refused; the field it names is that of
+    /// [`RedisTls`] (`ca`, `cert`, `key`).
+    Tls(crate::tls::TlsError),
 }
 
 impl std::fmt::Display for UrlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UrlError::Tls => f.write_str(
-                "rediss:// (TLS to Redis) is not supported; use redis:// on a private network",
-            ),
             UrlError::NotRedis(e) => write!(f, "is not a Redis URL ({e})"),
+            UrlError::TlsNeedsRediss => {
+                f.write_str("is not rediss://, and TLS settings need a rediss:// URL")
+            }
+            UrlError::Tls(e) => write!(f, "has TLS settings that were refused: {e}"),
         }
     }
 }
@@ -103,8 +175,9 @@ impl std::fmt::Display for UrlError {
 impl std::error::Error for UrlError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            UrlError::Tls => None,
             UrlError::NotRedis(e) => Some(e),
+            UrlError::TlsNeedsRediss => None,
+            UrlError::Tls(e) => Some(e),
         }
     }
 }
@@ -153,9 +226,42 @@ mod tests {
     }
 
     #[test]
-    fn tls_to_redis_is_refused() {
-        let error = RedisUrl::parse("rediss://h").unwrap_err();
-        assert!(matches!(error, UrlError::Tls));
+    fn a_rediss_url_is_accepted_with_or_without_tls_settings() {
+        assert!(RedisUrl::parse("rediss://h:6380").unwrap().is_tls());
+        assert!(!RedisUrl::parse("redis://h").unwrap().is_tls());
+        let none = RedisTls::default();
+        assert!(RedisUrl::parse_with_tls("rediss://h", Some(&none))
+            .unwrap()
+            .is_tls());
+    }
+
+    #[test]
+    fn tls_settings_need_a_rediss_url() {
+        let error = RedisUrl::parse_with_tls("redis://h", Some(&RedisTls::default())).unwrap_err();
+        assert!(matches!(error, UrlError::TlsNeedsRediss));
         assert!(error.source().is_none());
+    }
+
+    #[test]
+    fn bad_pem_is_refused_naming_the_field() {
+        let bad_ca = RedisTls {
+            ca: Some(b"not pem".to_vec()),
+            client: None,
+        };
+        match RedisUrl::parse_with_tls("rediss://h", Some(&bad_ca)).unwrap_err() {
+            UrlError::Tls(e) => assert_eq!(e.field, "ca"),
+            other => panic!("{other:?}"),
+        }
+        let bad_cert = RedisTls {
+            ca: None,
+            client: Some(ClientCert {
+                cert: b"not pem".to_vec(),
+                key: Vec::new(),
+            }),
+        };
+        match RedisUrl::parse_with_tls("rediss://h", Some(&bad_cert)).unwrap_err() {
+            UrlError::Tls(e) => assert_eq!(e.field, "cert"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -164,16 +164,52 @@ pub struct ServerOptions {
     /// On a plaintext server, also accept HTTP/2 with prior knowledge (h2c)
     /// beside HTTP/1.1. Default false.
     pub http2: Option<bool>,
-    /// Run several instances as one through Redis: `url`
-    /// (`'redis://host:port'`), `prefix` of every key (default `'sse'`),
-    /// `maxPending` sends kept while Redis is unreachable (default 100000;
-    /// beyond it `send()` throws). Events go through one Redis Stream per
-    /// channel and reach every instance's clients; ids are global, so a
-    /// client resumes on any instance. `listen()` rejects with code
-    /// `'ERR_REDIS_UNAVAILABLE'` when Redis cannot be reached; at run time
+    /// Run several instances as one through Redis (see {@link RedisOptions}).
+    /// Events go through one Redis Stream per channel and reach every
+    /// instance's clients; ids are global, so a client resumes on any
+    /// instance. `listen()` rejects with code `'ERR_REDIS_UNAVAILABLE'` when
+    /// Redis cannot be reached (or its TLS handshake fails); at run time
     /// problems go to `onError(error, 'redis')` and `stats().backplane`.
-    #[napi(ts_type = "{ url: string, prefix?: string, maxPending?: number }")]
+    #[napi(ts_type = "RedisOptions")]
     pub redis: Option<Unknown<'static>>,
+}
+
+/// The `redis` option of {@link ServerOptions}: where Redis is and what
+/// the keys are called.
+#[napi(object, object_to_js = false)]
+pub struct RedisOptions {
+    /// `'redis://[user:password@]host[:port][/db]'`, `'rediss://…'` for TLS
+    /// (checked against the system's trust roots unless `tls.ca` is given),
+    /// or `'unix:///path/to/redis.sock'`.
+    pub url: String,
+    /// Prefix of every key (default `'sse'`), so several applications can
+    /// share one Redis.
+    pub prefix: Option<String>,
+    /// Sends kept while Redis is unreachable (default 100000); beyond it
+    /// `send()` throws.
+    pub max_pending: Option<f64>,
+    /// TLS settings for a `rediss://` URL (a `TypeError` with any other
+    /// URL). Bad PEM, or a key that does not match `cert`, throws a
+    /// `TypeError` naming the field.
+    #[napi(ts_type = "RedisTlsOptions")]
+    pub tls: Option<Unknown<'static>>,
+}
+
+/// TLS to Redis ({@link RedisOptions.tls}). Every field is PEM text or a
+/// Buffer of it. The name checked in Redis's certificate is the URL's host.
+#[napi(object, object_to_js = false)]
+pub struct RedisTlsOptions {
+    /// The CA certificate(s) to trust instead of the system's roots, for a
+    /// Redis whose certificate a private CA signed.
+    #[napi(ts_type = "string | Buffer | Array<string | Buffer>")]
+    pub ca: Option<Unknown<'static>>,
+    /// A client certificate (optionally followed by its chain), for a Redis
+    /// that checks its clients (`tls-auth-clients yes`). Needs `key`.
+    #[napi(ts_type = "string | Buffer")]
+    pub cert: Option<Unknown<'static>>,
+    /// The private key of `cert` (PKCS#8, PKCS#1 or SEC1). Needs `cert`.
+    #[napi(ts_type = "string | Buffer")]
+    pub key: Option<Unknown<'static>>,
 }
 
 /// What `onConnect` may return.

@@ -2,7 +2,9 @@
 
 use super::convert::{self, Bad, Res};
 use super::hooks::{self, Callbacks};
-use crate::backplane::{RedisOptions, RedisUrl, DEFAULT_MAX_PENDING};
+use crate::backplane::{
+    ClientCert, RedisOptions, RedisTls, RedisUrl, UrlError, DEFAULT_MAX_PENDING,
+};
 use crate::config::{Config, RESERVED_STREAM_HEADERS};
 use crate::cors::{AllowOrigin, Cors};
 use crate::static_files::StaticRoot;
@@ -218,21 +220,9 @@ fn transport(opts: &Options, config: &mut Config) -> Res<()> {
 pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
     let obj = convert::object(value, what)?;
     convert::check_keys(&obj, &["cert", "key", "ca"], what)?;
-    let pem = |v: Unknown, name: &str| -> Res<Vec<u8>> {
-        match v.get_type()? {
-            ValueType::String => Ok(String::from_unknown(v)?.into_bytes()),
-            ValueType::Object if v.is_buffer()? => {
-                Ok(BufferSlice::from_unknown(v)?.as_ref().to_vec())
-            }
-            _ => Err(Bad::Type(format!(
-                "{what}.{name} must be PEM text (a string or a Buffer), got {}",
-                convert::type_name(&v)
-            ))),
-        }
-    };
     let required = |name: &str| -> Res<Vec<u8>> {
         match convert::field(&obj, name)? {
-            Some(v) => pem(v, name),
+            Some(v) => pem(v, what, name),
             None => Err(Bad::Type(format!("{what}.{name} is required"))),
         }
     };
@@ -240,23 +230,78 @@ pub fn tls_pem(value: Unknown, what: &str) -> Res<TlsPem> {
     let key = required("key")?;
     let ca = match convert::field(&obj, "ca")? {
         None => Vec::new(),
-        Some(v) if v.is_array()? => {
-            let arr = Object::from_unknown(v)?;
-            (0..arr.get_array_length()?)
-                .map(|i| pem(arr.get_element::<Unknown>(i)?, &format!("ca[{i}]")))
-                .collect::<Res<_>>()?
-        }
-        Some(v) => vec![pem(v, "ca")?],
+        Some(v) => pem_list(v, what, "ca")?,
     };
     Ok(TlsPem { cert, key, ca })
 }
 
-/// `{ url, prefix?, maxPending? }`; the URL is parsed here (not reached:
+/// `what.name`: PEM text, a string or a Buffer.
+fn pem(v: Unknown, what: &str, name: &str) -> Res<Vec<u8>> {
+    match v.get_type()? {
+        ValueType::String => Ok(String::from_unknown(v)?.into_bytes()),
+        ValueType::Object if v.is_buffer()? => Ok(BufferSlice::from_unknown(v)?.as_ref().to_vec()),
+        _ => Err(Bad::Type(format!(
+            "{what}.{name} must be PEM text (a string or a Buffer), got {}",
+            convert::type_name(&v)
+        ))),
+    }
+}
+
+/// `what.name`: one PEM text or a list of them.
+fn pem_list(v: Unknown, what: &str, name: &str) -> Res<Vec<Vec<u8>>> {
+    if v.is_array()? {
+        let arr = Object::from_unknown(v)?;
+        (0..arr.get_array_length()?)
+            .map(|i| {
+                pem(
+                    arr.get_element::<Unknown>(i)?,
+                    what,
+                    &format!("{name}[{i}]"),
+                )
+            })
+            .collect()
+    } else {
+        Ok(vec![pem(v, what, name)?])
+    }
+}
+
+/// `redis.tls`: `{ ca?, cert?, key? }`, PEM; `cert` and `key` together or not at all.
+fn redis_tls(value: Unknown, what: &str) -> Res<RedisTls> {
+    let obj = convert::object(value, what)?;
+    convert::check_keys(&obj, &["ca", "cert", "key"], what)?;
+    let ca = match convert::field(&obj, "ca")? {
+        None => None,
+        Some(v) => Some(pem_list(v, what, "ca")?.join(&b"\n"[..])),
+    };
+    let cert = convert::field(&obj, "cert")?
+        .map(|v| pem(v, what, "cert"))
+        .transpose()?;
+    let key = convert::field(&obj, "key")?
+        .map(|v| pem(v, what, "key"))
+        .transpose()?;
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Bad::Type(format!(
+                "{what}.key is required with redis.tls.cert (a client certificate needs its key)"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(Bad::Type(format!(
+                "{what}.cert is required with redis.tls.key (a client key needs its certificate)"
+            )))
+        }
+    };
+    Ok(RedisTls { ca, client })
+}
+
+/// `{ url, prefix?, maxPending?, tls? }`; the URL is parsed here (not reached:
 /// that is `listen()`'s job), after the other two are checked.
 fn redis(value: Unknown) -> Res<RedisOptions> {
     let what = format!("{P}.redis");
     let obj = convert::object(value, &what)?;
-    convert::check_keys(&obj, &["url", "prefix", "maxPending"], &what)?;
+    convert::check_keys(&obj, &["url", "prefix", "maxPending", "tls"], &what)?;
     let url = match convert::field(&obj, "url")? {
         Some(v) => convert::string(v, &format!("{what}.url"))?,
         None => {
@@ -289,7 +334,16 @@ fn redis(value: Unknown) -> Res<RedisOptions> {
         }
         None => DEFAULT_MAX_PENDING,
     };
-    let url = RedisUrl::parse(&url).map_err(|e| Bad::Type(format!("{what}.url '{url}' {e}")))?;
+    let tls = convert::field(&obj, "tls")?
+        .map(|v| redis_tls(v, &format!("{what}.tls")))
+        .transpose()?;
+    let url = RedisUrl::parse_with_tls(&url, tls.as_ref()).map_err(|e| match e {
+        UrlError::NotRedis(_) => Bad::Type(format!("{what}.url '{url}' {e}")),
+        UrlError::TlsNeedsRediss => Bad::Type(format!(
+            "{what}.tls needs a rediss:// URL (TLS to Redis); {what}.url is not one"
+        )),
+        UrlError::Tls(e) => Bad::Type(format!("{what}.tls.{}: {}", e.field, e.reason)),
+    })?;
     Ok(RedisOptions {
         url,
         prefix,
