@@ -77,7 +77,7 @@ async fn instance(url: &str, prefix: &str) -> (Arc<Server>, SocketAddr) {
         keep_alive: None,
         retention: Retention::default(),
         redis: Some(RedisOptions {
-            url: url.parse().unwrap(),
+            endpoint: url.parse().unwrap(),
             prefix: prefix.to_owned(),
             max_pending: DEFAULT_MAX_PENDING,
         }),
@@ -169,7 +169,7 @@ async fn listen_fails_when_redis_cannot_be_reached() {
     let port = free_port();
     let server = Server::new(Config {
         redis: Some(RedisOptions {
-            url: format!("redis://127.0.0.1:{port}").parse().unwrap(),
+            endpoint: format!("redis://127.0.0.1:{port}").parse().unwrap(),
             prefix: "unreachable".into(),
             max_pending: 10,
         }),

@@ -187,7 +187,7 @@ fn server(url: &str, tls: &RedisTls, prefix: &str) -> Server {
     Server::new(Config {
         keep_alive: None,
         redis: Some(RedisOptions {
-            url: RedisUrl::parse_with_tls(url, Some(tls)).unwrap(),
+            endpoint: RedisUrl::parse_with_tls(url, Some(tls)).unwrap().into(),
             prefix: prefix.to_owned(),
             max_pending: DEFAULT_MAX_PENDING,
         }),

@@ -20,6 +20,7 @@
 //! earlier one that failed (the script keeps each instance's last applied
 //! send, see [`keys::PUBLISH_SCRIPT`]).
 
+mod endpoint;
 mod keys;
 mod options;
 mod publisher;
@@ -33,10 +34,10 @@ use crate::event::Payload;
 use crate::hooks::HookError;
 use crate::hub::{IdSpace, Remote, Subscriber, Subscription};
 use crate::sync::lock;
+use endpoint::Connection;
+pub use endpoint::Endpoint;
 use keys::{Keys, Kind, PUBLISH_SCRIPT};
 pub use options::{ClientCert, RedisOptions, RedisTls, RedisUrl, UrlError, DEFAULT_MAX_PENDING};
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -182,8 +183,9 @@ pub struct Backplane {
 }
 
 pub(crate) struct Inner {
-    client: redis::Client,
-    /// The URL for messages, without its password.
+    /// Where Redis is.
+    endpoint: Endpoint,
+    /// Where Redis is, for messages (no password).
     shown_url: String,
     keys: Keys,
     /// The hub this backplane feeds.
@@ -200,7 +202,7 @@ pub(crate) struct Inner {
     /// Publish sequence applied through (for `flush`).
     applied: watch::Sender<u64>,
     /// Shared connection for publishing, replays and unblocking the reader.
-    control: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    control: tokio::sync::Mutex<Option<Connection>>,
     /// Redis client id of the reader's connection (for `CLIENT UNBLOCK`).
     reader_id: AtomicI64,
     reader_blocked: AtomicBool,
@@ -237,12 +239,11 @@ impl Backplane {
     /// [`Backplane::start`]. Cannot fail: `options` holds a URL that was
     /// parsed into a client when the options were made ([`RedisUrl`]).
     pub fn new(options: &RedisOptions, remote: Remote, history: usize, report: Reporter) -> Self {
-        let client = options.url.client();
         let instance = format!("{:x}{:x}", std::process::id(), unix_time().as_nanos());
         Backplane {
             inner: Arc::new(Inner {
-                client,
-                shown_url: options.url.shown().to_owned(),
+                endpoint: options.endpoint.clone(),
+                shown_url: options.endpoint.shown(),
                 keys: Keys::new(&options.prefix),
                 remote,
                 script_hash: redis::Script::new(PUBLISH_SCRIPT).get_hash().to_owned(),
@@ -641,20 +642,12 @@ impl Inner {
 
     /// A new connection; `response_timeout` None for the reader, whose
     /// `XREAD` blocks on purpose.
-    async fn connect(
-        &self,
-        response_timeout: Option<Duration>,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(response_timeout);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    async fn connect(&self, response_timeout: Option<Duration>) -> redis::RedisResult<Connection> {
+        self.endpoint.connect(response_timeout).await
     }
 
     /// The shared control connection, connecting when there is none.
-    async fn control(&self) -> redis::RedisResult<MultiplexedConnection> {
+    async fn control(&self) -> redis::RedisResult<Connection> {
         let mut slot = self.control.lock().await;
         if let Some(conn) = &*slot {
             return Ok(conn.clone());
@@ -671,10 +664,7 @@ impl Inner {
     }
 
     /// The data set's epoch (created when missing) and the global counter.
-    async fn position(
-        &self,
-        conn: &mut MultiplexedConnection,
-    ) -> redis::RedisResult<(String, u64)> {
+    async fn position(&self, conn: &mut Connection) -> redis::RedisResult<(String, u64)> {
         let (_, epoch, seq): (redis::Value, redis::Value, redis::Value) = redis::pipe()
             .cmd("SET")
             .arg(self.keys.epoch())
@@ -746,7 +736,7 @@ pub(super) mod tests {
             ..Retention::default()
         });
         let options = RedisOptions {
-            url: url.parse().expect("a redis:// URL"),
+            endpoint: url.parse().expect("a redis:// URL"),
             prefix: format!("unit-{}-{:x}", std::process::id(), unix_time().as_nanos()),
             max_pending: DEFAULT_MAX_PENDING,
         };

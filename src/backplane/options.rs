@@ -16,9 +16,10 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// How to reach Redis and what to call things there.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or
-    /// `unix:///path`, parsed (with its TLS settings, if any).
-    pub url: RedisUrl,
+    /// Where Redis is: for one node, `redis://[user:password@]host[:port][/db]`,
+    /// `rediss://…` (TLS) or `unix:///path`, parsed (with its TLS settings,
+    /// if any).
+    pub endpoint: super::Endpoint,
     /// Prefix of every key (default `sse`), so several applications can share one Redis.
     pub prefix: String,
     /// Sends allowed to wait while Redis is unreachable.

@@ -6,10 +6,10 @@
 //! this instance already applied and refuses what would overtake a send not
 //! yet applied, which makes the resend exact.
 
+use super::endpoint::Connection;
 use super::keys::PUBLISH_SCRIPT;
 use super::{Backoff, Inner, Pending};
 use crate::sync::lock;
-use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ async fn send(inner: &Inner, batch: &[Pending]) -> bool {
 /// in one call does not fail the others.
 async fn call_script(
     inner: &Inner,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     batch: &[Pending],
 ) -> RedisResult<Vec<RedisResult<Value>>> {
     let now = super::unix_time().as_millis().to_string();
@@ -147,12 +147,7 @@ impl<'a> Stop<'a> {
 /// Deals with what stopped a batch at `pending` (its first send not
 /// applied) so that sending again goes through; returns how many sends from
 /// `pending` on are settled by that (1 for one refused for good, else 0).
-async fn resolve(
-    inner: &Inner,
-    conn: &mut MultiplexedConnection,
-    pending: &Pending,
-    stop: Stop<'_>,
-) -> usize {
+async fn resolve(inner: &Inner, conn: &mut Connection, pending: &Pending, stop: Stop<'_>) -> usize {
     match stop {
         Stop::NoScript => {
             // Load it; the batch is sent again.
@@ -179,7 +174,7 @@ async fn resolve(
 /// then tried again).
 async fn drop_refused(
     inner: &Inner,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     pending: &Pending,
     e: &RedisError,
 ) -> bool {
@@ -253,7 +248,7 @@ return 1
 "#;
 
 /// Records that this instance's sends up to `seq` are settled.
-async fn set_applied(inner: &Inner, conn: &mut MultiplexedConnection, seq: u64) -> RedisResult<()> {
+async fn set_applied(inner: &Inner, conn: &mut Connection, seq: u64) -> RedisResult<()> {
     redis::cmd("EVAL")
         .arg(SET_APPLIED_SCRIPT)
         .arg(1)
@@ -427,7 +422,7 @@ mod tests {
     }
 
     /// The entries of a channel's stream, oldest first.
-    async fn stream(conn: &mut MultiplexedConnection, inner: &Inner, channel: &str) -> Vec<Entry> {
+    async fn stream(conn: &mut Connection, inner: &Inner, channel: &str) -> Vec<Entry> {
         let page: Value = redis::cmd("XRANGE")
             .arg(inner.keys.stream(channel))
             .arg("-")
@@ -459,7 +454,7 @@ mod tests {
     }
 
     /// A started backplane on `redis`, and a connection of the test's own.
-    async fn started(redis: &OwnRedis) -> (Backplane, Reports, MultiplexedConnection) {
+    async fn started(redis: &OwnRedis) -> (Backplane, Reports, Connection) {
         let (backplane, reports) = backplane(&redis.url, 10);
         backplane.start().await.unwrap();
         let conn = backplane.inner.connect(Some(SOON)).await.unwrap();
@@ -467,7 +462,7 @@ mod tests {
     }
 
     /// Runs one command (`words`) on `conn`.
-    async fn command(conn: &mut MultiplexedConnection, words: &[&str]) {
+    async fn command(conn: &mut Connection, words: &[&str]) {
         let mut cmd = redis::cmd(words[0]);
         cmd.arg(&words[1..]);
         let _: Value = cmd.query_async(conn).await.unwrap();

@@ -11,10 +11,10 @@
 //! reader reads again with the new set. A blocked `XREAD` is cut short with
 //! `CLIENT UNBLOCK` for that ([`unblock`]).
 
+use super::endpoint::Connection;
 use super::keys::{self, Entry};
 use super::{Backoff, Inner};
 use crate::hub::IdSpace;
-use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -44,7 +44,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
 struct Reader {
     inner: Arc<Inner>,
     /// The connection, while it works.
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Connection>,
     /// Whether a connection was made before: the next one is a reconnection.
     connected_before: bool,
     /// Per channel: the number of the last entry delivered (or its start).
@@ -78,7 +78,7 @@ impl Reader {
 
     /// The working connection, or a new one; `None` (after a backoff) when
     /// Redis cannot be reached.
-    async fn connection(&mut self) -> Option<MultiplexedConnection> {
+    async fn connection(&mut self) -> Option<Connection> {
         if let Some(conn) = self.conn.take() {
             return Some(conn);
         }
@@ -102,7 +102,7 @@ impl Reader {
     /// One round on `conn`: one `XREAD` over the current channel set and
     /// its delivery, or, without channels, a wait for some. False when the
     /// backplane stopped meanwhile.
-    async fn round(&mut self, mut conn: MultiplexedConnection) -> bool {
+    async fn round(&mut self, mut conn: Connection) -> bool {
         let round = self.begin();
         if round.channels.is_empty() {
             self.idle(conn).await;
@@ -140,7 +140,7 @@ impl Reader {
 
     /// No channel, nothing to read: keeps the connection and waits for the
     /// channel set to change (or the backplane to stop).
-    async fn idle(&mut self, conn: MultiplexedConnection) {
+    async fn idle(&mut self, conn: Connection) {
         self.inner.reader_blocked.store(false, Ordering::SeqCst);
         self.conn = Some(conn);
         tokio::select! {
@@ -152,11 +152,7 @@ impl Reader {
     /// Sends the blocking `cmd` and waits for its reply, giving up a while
     /// after its block time (a reply that never comes is a broken
     /// connection); `None` when the backplane stops first.
-    async fn read(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        cmd: &Cmd,
-    ) -> Option<RedisResult<Value>> {
+    async fn read(&mut self, conn: &mut Connection, cmd: &Cmd) -> Option<RedisResult<Value>> {
         let reply = tokio::select! {
             r = tokio::time::timeout(BLOCK + Duration::from_secs(5), cmd.query_async::<Value>(conn)) => r,
             _ = self.stop.wait_for(|s| *s) => return None,
@@ -192,7 +188,7 @@ impl Reader {
 
     /// A reply was delivered: the connection works, and `close` may count
     /// the round.
-    fn read_fine(&mut self, conn: MultiplexedConnection) {
+    fn read_fine(&mut self, conn: Connection) {
         self.inner.reader_rounds.fetch_add(1, Ordering::AcqRel);
         self.conn = Some(conn);
         self.inner.reader_ok.store(true, Ordering::Release);
@@ -349,10 +345,7 @@ fn stream_replies(reply: Value) -> Vec<(String, Vec<Value>)> {
 /// learnt it, Redis lost its data: ids restart, so the hub's numbering
 /// continues from where it stands (the new epoch's number 0 = what the hub
 /// has now).
-async fn connect(
-    inner: &Inner,
-    positions: &mut HashMap<String, u64>,
-) -> RedisResult<MultiplexedConnection> {
+async fn connect(inner: &Inner, positions: &mut HashMap<String, u64>) -> RedisResult<Connection> {
     let mut conn = inner.connect(None).await?;
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")

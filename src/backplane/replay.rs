@@ -15,11 +15,11 @@
 //! predecessor is newer than that id, the predecessor is gone, and the id is
 //! stale (as with the in-process history).
 
+use super::endpoint::Connection;
 use super::keys::{self, Entry};
 use super::Inner;
 use crate::event::Encoded;
 use crate::hub::Subscriber;
-use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 use std::collections::BTreeMap;
 
@@ -120,7 +120,7 @@ pub(super) async fn is_stale(inner: &Inner, last_event_id: &str, channels: &[Str
 /// our ids from the current data set; found in the streams when it is an
 /// explicit id; `None` when it is neither (stale).
 async fn locate(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     inner: &Inner,
     last_event_id: &str,
     channels: &[String],
@@ -163,7 +163,7 @@ async fn locate(
 /// The entries of `channel` after `from` up to `to`, or `None` when some
 /// of them were trimmed.
 async fn missed(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     inner: &Inner,
     channel: &str,
     epoch: &str,
@@ -208,7 +208,7 @@ async fn missed(
 /// Whether an entry of `channel` after `from` is gone: the first one still
 /// there says its predecessor is newer than `from`.
 async fn trimmed_after(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     inner: &Inner,
     channel: &str,
     epoch: &str,
@@ -228,7 +228,7 @@ async fn trimmed_after(
 }
 
 /// The newest number handed out so far.
-pub(super) async fn issued(conn: &mut MultiplexedConnection, inner: &Inner) -> RedisResult<u64> {
+pub(super) async fn issued(conn: &mut Connection, inner: &Inner) -> RedisResult<u64> {
     let counter: Value = redis::cmd("GET")
         .arg(inner.keys.seq())
         .query_async(conn)
@@ -269,7 +269,7 @@ mod tests {
 
     /// A Redis of its own and a backplane for it (not started) whose hub
     /// uses the ids of data set [`EPOCH`], with its control connection.
-    async fn setup() -> (OwnRedis, Backplane, MultiplexedConnection) {
+    async fn setup() -> (OwnRedis, Backplane, Connection) {
         let redis = own_redis().await;
         let (backplane, _) = backplane(&redis.url, 10);
         backplane.inner.remote.set_id_space(IdSpace {
@@ -281,12 +281,7 @@ mod tests {
     }
 
     /// Appends `entries` to the stream of `channel`, as the script would.
-    async fn store(
-        conn: &mut MultiplexedConnection,
-        inner: &Inner,
-        channel: &str,
-        entries: &[Stored],
-    ) {
+    async fn store(conn: &mut Connection, inner: &Inner, channel: &str, entries: &[Stored]) {
         let mut pipe = redis::pipe();
         for &(number, prev, explicit) in entries {
             let kind = if explicit.is_empty() { "e" } else { "x" };
@@ -306,7 +301,7 @@ mod tests {
         pipe.query_async::<()>(conn).await.unwrap();
     }
 
-    async fn set_issued(conn: &mut MultiplexedConnection, inner: &Inner, number: u64) {
+    async fn set_issued(conn: &mut Connection, inner: &Inner, number: u64) {
         let _: () = redis::cmd("SET")
             .arg(inner.keys.seq())
             .arg(number)

@@ -345,7 +345,7 @@ fn redis(value: Unknown) -> Res<RedisOptions> {
         UrlError::Tls(e) => Bad::Type(format!("{what}.tls.{}: {}", e.field, e.reason)),
     })?;
     Ok(RedisOptions {
-        url,
+        endpoint: url.into(),
         prefix,
         max_pending,
     })
