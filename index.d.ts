@@ -358,8 +358,9 @@ export interface RedisOptions {
 }
 
 /**
- * TLS to Redis ({@link RedisOptions.tls}). Every field is PEM text or a
- * Buffer of it. The name checked in Redis's certificate is the URL's host.
+ * TLS to Redis ({@link RedisOptions.tls}). `ca`, `cert` and `key` are PEM
+ * text or a Buffer of it. The name checked in Redis's certificate is the
+ * URL's host unless `servername` says otherwise.
  */
 export interface RedisTlsOptions {
   /**
@@ -374,6 +375,13 @@ export interface RedisTlsOptions {
   cert?: string | Buffer
   /** The private key of `cert` (PKCS#8, PKCS#1 or SEC1). Needs `cert`. */
   key?: string | Buffer
+  /**
+   * The name to check in Redis's certificate (and send as SNI) instead
+   * of the URL's host: for a Redis reached by IP address or through an
+   * alias whose certificate names the service, e.g.
+   * `{ url: 'rediss://10.0.0.5:6380', tls: { ca, servername: 'redis.internal' } }`.
+   */
+  servername?: string
 }
 
 /** Where {@link Server.send} delivers. */

@@ -24,7 +24,7 @@ test.before(async () => {
   openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
     '-days', '2', '-extfile', 'server.ext', '-out', 'server.crt')
   const port = await freePort()
-  const proc = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1',
+  const proc = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '127.0.0.2',
     '--tls-cert-file', file('server.crt'), '--tls-key-file', file('server.key'),
     '--tls-ca-cert-file', file('ca.crt'), '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'],
   { stdio: 'ignore' })
@@ -62,6 +62,26 @@ test('a send on one instance reaches a client of the other over rediss://', asyn
   t.is(client.events[0].data, 'over tls')
 })
 
+test('tls.servername is the name checked when the URL names Redis by another address', async (t) => {
+  const prefix = uniquePrefix()
+  const url = redis.url.replace('127.0.0.1', '127.0.0.2')
+  const a = await instance(t, prefix)
+  const server = createServer({ redis: { url, prefix, tls: { ca: redis.ca, servername: 'localhost' } } })
+  const { port } = await server.listen(0, '127.0.0.1')
+  t.teardown(() => server.close())
+  const client = sseClient(`http://127.0.0.1:${port}/events`)
+  t.teardown(() => client.close())
+  await waitFor('the stream', () => server.stats().connections === 1)
+  a.server.send('named')
+  await a.server.flush()
+  await waitFor('the event', () => client.events.length === 1)
+  t.is(client.events[0].data, 'named')
+  const unnamed = createServer({ redis: { url, tls: { ca: redis.ca } } })
+  const error = await t.throwsAsync(unnamed.listen(0, '127.0.0.1'))
+  t.regex(error.message, /not valid for name "127\.0\.0\.2"/)
+  await unnamed.close()
+})
+
 test('without the CA, listen() rejects naming the URL and the TLS handshake', async (t) => {
   const server = createServer({ redis: { url: redis.url } })
   const error = await t.throwsAsync(server.listen(0, '127.0.0.1'))
@@ -83,7 +103,8 @@ test('bad redis.tls options are TypeErrors naming the field', (t) => {
     [{ url: 'rediss://h', tls: { cert: 'x', key } }, /options\.redis\.tls\.cert: /],
     [{ url: 'rediss://h', tls: { cert, key: 'x' } }, /options\.redis\.tls\.key: /],
     [{ url: 'rediss://h', tls: { cert, key: other.key } }, /options\.redis\.tls\.key: does not match redis\.tls\.cert/],
-    [{ url: 'rediss://h', tls: { servername: 'h' } }, /servername/],
+    [{ url: 'rediss://h', tls: { servername: 42 } }, /options\.redis\.tls\.servername must be a string/],
+    [{ url: 'rediss://h', tls: { servername: 'not a name!' } }, /options\.redis\.tls\.servername: 'not a name!' is not a host name/],
   ]
   for (const [value, message] of bad) {
     t.throws(() => createServer({ redis: value }), { instanceOf: TypeError, message }, JSON.stringify(value.tls))

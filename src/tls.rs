@@ -25,7 +25,7 @@ pub struct TlsError {
 
 impl TlsError {
     /// `field` refused for `reason`, found by the check that failed with `source`.
-    fn caused(
+    pub(crate) fn caused(
         field: &'static str,
         reason: String,
         source: impl std::error::Error + Send + Sync + 'static,

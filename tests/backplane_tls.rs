@@ -180,6 +180,7 @@ fn tls(ca: Option<Vec<u8>>, client: Option<(&Pki, &str)>) -> RedisTls {
             cert: pki.read(&format!("{name}.crt")),
             key: pki.read(&format!("{name}.key")),
         }),
+        servername: None,
     }
 }
 
@@ -266,6 +267,25 @@ async fn listen_fails_when_the_certificate_names_another_host() {
     assert!(error.contains("TLS handshake"), "{error}");
     assert!(
         error.contains("not valid for name \"127.0.0.2\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_servername_is_checked_instead_of_the_urls_host() {
+    let pki = pki();
+    let redis = tls_redis(&pki, false).await;
+    // 127.0.0.2 is not in the certificate; the name given is.
+    let url = format!("rediss://127.0.0.2:{}", redis.port);
+    let named = |name: &str| RedisTls {
+        servername: Some(name.to_owned()),
+        ..tls(Some(pki.read("ca.crt")), None)
+    };
+    fan_out(&url, &named("localhost")).await;
+    let error = listen_error(&url, &named("redis.elsewhere")).await;
+    assert!(error.contains("TLS handshake"), "{error}");
+    assert!(
+        error.contains("not valid for name \"redis.elsewhere\""),
         "{error}"
     );
 }

@@ -36,7 +36,7 @@ impl Endpoint {
         match self {
             Endpoint::Node(url) => url
                 .client()
-                .get_multiplexed_async_connection_with_config(&config)
+                .get_multiplexed_async_connection_with_config(&url.configure(config))
                 .await
                 .map(Connection::Node),
         }

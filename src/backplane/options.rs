@@ -36,6 +36,10 @@ pub struct RedisTls {
     /// A client certificate, for a Redis that checks its clients
     /// (`tls-auth-clients yes`).
     pub client: Option<ClientCert>,
+    /// The name to check in Redis's certificate (and to send as SNI) when
+    /// it is not the URL's host: Redis reached by an IP address or an
+    /// internal alias whose certificate names the service.
+    pub servername: Option<String>,
 }
 
 /// A client certificate chain and its private key, PEM.
@@ -50,6 +54,7 @@ impl std::fmt::Debug for RedisTls {
         f.debug_struct("RedisTls")
             .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
             .field("client", &self.client.as_ref().map(|_| "<cert and key>"))
+            .field("servername", &self.servername)
             .finish()
     }
 }
@@ -60,6 +65,9 @@ impl std::fmt::Debug for RedisTls {
 #[derive(Clone)]
 pub struct RedisUrl {
     client: redis::Client,
+    /// With `servername`, the client's host is that name (so TLS checks it)
+    /// and this resolves it to the URL's real host.
+    resolver: Option<ServerName>,
     /// The URL as given, password replaced by `***`.
     shown: String,
 }
@@ -81,9 +89,10 @@ impl RedisUrl {
             client.get_connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         );
+        let mut resolver = None;
         let client = match tls {
             Some(_) if !secure => return Err(UrlError::TlsNeedsRediss),
-            Some(tls) if tls.ca.is_some() || tls.client.is_some() => {
+            Some(tls) if tls.ca.is_some() || tls.client.is_some() || tls.servername.is_some() => {
                 if let Some(ca) = &tls.ca {
                     crate::tls::roots(ca).map_err(UrlError::Tls)?;
                 }
@@ -98,12 +107,19 @@ impl RedisUrl {
                     }),
                     root_cert: tls.ca.clone(),
                 };
-                redis::Client::build_with_tls(url, certs).map_err(UrlError::NotRedis)?
+                let mut info = client.get_connection_info().clone();
+                if let Some(name) = &tls.servername {
+                    let (redirect, addr) = ServerName::new(name, info.addr())?;
+                    info = info.set_addr(addr);
+                    resolver = Some(redirect);
+                }
+                redis::Client::build_with_tls(info, certs).map_err(UrlError::NotRedis)?
             }
             _ => client,
         };
         Ok(RedisUrl {
             client,
+            resolver,
             shown: redact(url),
         })
     }
@@ -124,6 +140,77 @@ impl RedisUrl {
     /// A client for this URL (cheap: a client holds only what to connect to).
     pub(crate) fn client(&self) -> redis::Client {
         self.client.clone()
+    }
+
+    /// `config` as connections to this URL need it: with `servername`, the
+    /// resolver that finds the URL's real host behind the name.
+    pub(crate) fn configure(
+        &self,
+        config: redis::AsyncConnectionConfig,
+    ) -> redis::AsyncConnectionConfig {
+        match &self.resolver {
+            Some(resolver) => config.set_dns_resolver(resolver.clone()),
+            None => config,
+        }
+    }
+}
+
+/// `servername` without a TLS setting of redis-rs's own: the client is
+/// told to connect to the name (so rustls checks it and sends it as SNI),
+/// and this resolver answers for the name with the URL's real host.
+#[derive(Debug, Clone)]
+struct ServerName {
+    name: String,
+    host: String,
+}
+
+impl ServerName {
+    /// The resolver, and `addr` with its host replaced by `name`.
+    fn new(
+        name: &str,
+        addr: &redis::ConnectionAddr,
+    ) -> Result<(Self, redis::ConnectionAddr), UrlError> {
+        let redis::ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure,
+            tls_params,
+        } = addr
+        else {
+            return Err(UrlError::TlsNeedsRediss);
+        };
+        if let Err(e) = rustls::pki_types::ServerName::try_from(name.to_owned()) {
+            return Err(UrlError::Tls(crate::tls::TlsError::caused(
+                "servername",
+                format!("'{name}' is not a host name or an IP address"),
+                e,
+            )));
+        }
+        let redirect = ServerName {
+            name: name.to_owned(),
+            host: host.trim_matches(['[', ']']).to_owned(),
+        };
+        let addr = redis::ConnectionAddr::TcpTls {
+            host: name.to_owned(),
+            port: *port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        };
+        Ok((redirect, addr))
+    }
+}
+
+impl redis::io::AsyncDNSResolver for ServerName {
+    fn resolve<'a, 'b: 'a>(
+        &'a self,
+        host: &'b str,
+        port: u16,
+    ) -> redis::RedisFuture<'a, Box<dyn Iterator<Item = std::net::SocketAddr> + Send + 'a>> {
+        let host = if host == self.name { &self.host } else { host };
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host, port)).await?;
+            Ok(Box::new(found) as Box<dyn Iterator<Item = _> + Send>)
+        })
     }
 }
 
@@ -157,7 +244,7 @@ pub enum UrlError {
     /// TLS settings were given for a URL that is not `rediss://`.
     TlsNeedsRediss,
     /// A TLS certificate or key was refused; the field it names is that of
-    /// [`RedisTls`] (`ca`, `cert`, `key`).
+    /// [`RedisTls`] (`ca`, `cert`, `key`, `servername`).
     Tls(crate::tls::TlsError),
 }
 
@@ -247,7 +334,7 @@ mod tests {
     fn bad_pem_is_refused_naming_the_field() {
         let bad_ca = RedisTls {
             ca: Some(b"not pem".to_vec()),
-            client: None,
+            ..RedisTls::default()
         };
         match RedisUrl::parse_with_tls("rediss://h", Some(&bad_ca)).unwrap_err() {
             UrlError::Tls(e) => assert_eq!(e.field, "ca"),
@@ -259,10 +346,38 @@ mod tests {
                 cert: b"not pem".to_vec(),
                 key: Vec::new(),
             }),
+            ..RedisTls::default()
         };
         match RedisUrl::parse_with_tls("rediss://h", Some(&bad_cert)).unwrap_err() {
             UrlError::Tls(e) => assert_eq!(e.field, "cert"),
             other => panic!("{other:?}"),
         }
+        let bad_name = RedisTls {
+            servername: Some("not a name!".into()),
+            ..RedisTls::default()
+        };
+        match RedisUrl::parse_with_tls("rediss://h", Some(&bad_name)).unwrap_err() {
+            UrlError::Tls(e) => assert_eq!(e.field, "servername"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_servername_is_the_host_tls_checks_and_resolves_to_the_urls_host() {
+        let tls = RedisTls {
+            servername: Some("redis.internal".into()),
+            ..RedisTls::default()
+        };
+        let url = RedisUrl::parse_with_tls("rediss://:pw@10.0.0.5:6380/2", Some(&tls)).unwrap();
+        match url.client().get_connection_info().addr() {
+            redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                assert_eq!((host.as_str(), *port), ("redis.internal", 6380))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(url.client().get_connection_info().redis_settings().db(), 2);
+        assert_eq!(url.shown(), "rediss://:***@10.0.0.5:6380/2");
+        let resolver = url.resolver.as_ref().unwrap();
+        assert_eq!(resolver.host, "10.0.0.5");
     }
 }

@@ -195,8 +195,9 @@ pub struct RedisOptions {
     pub tls: Option<Unknown<'static>>,
 }
 
-/// TLS to Redis ({@link RedisOptions.tls}). Every field is PEM text or a
-/// Buffer of it. The name checked in Redis's certificate is the URL's host.
+/// TLS to Redis ({@link RedisOptions.tls}). `ca`, `cert` and `key` are PEM
+/// text or a Buffer of it. The name checked in Redis's certificate is the
+/// URL's host unless `servername` says otherwise.
 #[napi(object, object_to_js = false)]
 pub struct RedisTlsOptions {
     /// The CA certificate(s) to trust instead of the system's roots, for a
@@ -210,6 +211,11 @@ pub struct RedisTlsOptions {
     /// The private key of `cert` (PKCS#8, PKCS#1 or SEC1). Needs `cert`.
     #[napi(ts_type = "string | Buffer")]
     pub key: Option<Unknown<'static>>,
+    /// The name to check in Redis's certificate (and send as SNI) instead
+    /// of the URL's host: for a Redis reached by IP address or through an
+    /// alias whose certificate names the service, e.g.
+    /// `{ url: 'rediss://10.0.0.5:6380', tls: { ca, servername: 'redis.internal' } }`.
+    pub servername: Option<String>,
 }
 
 /// What `onConnect` may return.

@@ -265,10 +265,14 @@ fn pem_list(v: Unknown, what: &str, name: &str) -> Res<Vec<Vec<u8>>> {
     }
 }
 
-/// `redis.tls`: `{ ca?, cert?, key? }`, PEM; `cert` and `key` together or not at all.
+/// `redis.tls`: `{ ca?, cert?, key?, servername? }`, PEM; `cert` and `key`
+/// together or not at all.
 fn redis_tls(value: Unknown, what: &str) -> Res<RedisTls> {
     let obj = convert::object(value, what)?;
-    convert::check_keys(&obj, &["ca", "cert", "key"], what)?;
+    convert::check_keys(&obj, &["ca", "cert", "key", "servername"], what)?;
+    let servername = convert::field(&obj, "servername")?
+        .map(|v| convert::string(v, &format!("{what}.servername")))
+        .transpose()?;
     let ca = match convert::field(&obj, "ca")? {
         None => None,
         Some(v) => Some(pem_list(v, what, "ca")?.join(&b"\n"[..])),
@@ -293,7 +297,11 @@ fn redis_tls(value: Unknown, what: &str) -> Res<RedisTls> {
             )))
         }
     };
-    Ok(RedisTls { ca, client })
+    Ok(RedisTls {
+        ca,
+        client,
+        servername,
+    })
 }
 
 /// `{ url, prefix?, maxPending?, tls? }`; the URL is parsed here (not reached:
