@@ -253,6 +253,10 @@ async fn listen_fails_naming_the_certificate_when_the_ca_does_not_vouch_for_redi
         );
         // "…: the TLS handshake failed (…): invalid peer certificate: UnknownIssuer"
         assert!(error.contains("TLS handshake"), "{error}");
+        assert!(
+            error.contains("check redis.tls and the host of redis.url"),
+            "{error}"
+        );
         assert!(error.contains("invalid peer certificate"), "{error}");
     }
 }

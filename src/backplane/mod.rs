@@ -355,7 +355,7 @@ async fn start(inner: &Arc<Inner>) -> Result<(), ConnectError> {
         .map_err(|e| {
             let step = format!("cannot connect to Redis at {}", inner.shown_url);
             let step = if is_tls_failure(&e) {
-                format!("{step}: the TLS handshake failed (a certificate was refused)")
+                format!("{step}: the TLS handshake failed (a certificate was refused: check redis.tls and the host of redis.url)")
             } else {
                 step
             };
